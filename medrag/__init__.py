@@ -1,0 +1,40 @@
+"""medrag: medical retrieval-augmented reasoning.
+
+``import medrag`` is cheap: it imports no torch, faiss, LLM runtime or web framework. The heavy parts load
+on first use through the functions below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import MedragError
+from .types import Answer, Chunk, Citation, Document, Hit, Metadata, Section
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ingest.store import Corpus
+
+__all__ = [
+    "__version__",
+    "MedragError",
+    "Answer",
+    "Chunk",
+    "Citation",
+    "Document",
+    "Hit",
+    "Metadata",
+    "Section",
+    "open_corpus",
+]
+
+
+def open_corpus(path: str) -> Corpus:
+    """Open a corpus directory (memory-mapped, read-only)."""
+    from .ingest.store import Corpus
+
+    return Corpus.open(path)
+
+
+def __getattr__(name: str) -> Any:  # lazy public API added by later stages
+    raise AttributeError(f"module 'medrag' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Ingestion: source parsers → chunker → sharded Arrow corpora."""

@@ -1,0 +1,1 @@
+"""medrag.integrations"""
