@@ -1,0 +1,234 @@
+"""Finalize: resolve document ids across units, publish shards, write the manifest last.
+
+An *occurrence* is one parsed document: its chunk rows start at ``position == 0`` and run until the next
+such row (they may continue into the unit's next shard). Units are ordered as the inputs were given.
+
+* ``supersede`` sources (PubMed): the last occurrence of an id wins. Earlier occurrences in earlier units
+  are ``replaced``; an earlier one in the same unit is a ``duplicate_id``. A ``Deleted`` notice in unit
+  *u* removes the id's occurrences in units ≤ *u* (``deleted``); a newer version that has no text
+  (``ids_without_chunks``, e.g. an abstract that was removed) also replaces older ones.
+* other sources: the first occurrence wins; later ones are skipped as ``duplicate_id``.
+
+Unaffected unit shards are published into ``<out>/shards`` as hard links (copies where links fail);
+shards that lose rows are rewritten there with those rows dropped. The work is done with Arrow compute
+over the ``doc_id``/``position`` columns (memory-mapped), so it scales to the full PubMed baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from ..manifest import sha256_file
+from .sources import SourceSpec
+from .store import _BATCH_ROWS, CHUNK_SCHEMA, SHARD_DIR, write_corpus_manifest
+from .units import WORK_DIR
+
+__all__ = ["finalize", "plan_drops", "DropPlan"]
+
+
+@dataclass(frozen=True)
+class DropPlan:
+    """Rows to drop per shard (global row ranges), and the counts by reason."""
+
+    ranges: list[tuple[int, int]]  # [start, end) global row ranges, sorted
+    counts: Counter[str]
+    live_documents: int
+
+
+def finalize(
+    out: Path, spec: SourceSpec, receipts: list[dict[str, Any]], parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """Publish the units' shards into ``out`` and write ``manifest.json``; returns the manifest."""
+    work = out / WORK_DIR
+    shards = [(i, s) for i, r in enumerate(receipts) for s in r["shards"]]
+    plan = plan_drops(work, spec, shards, receipts)
+    published = _publish(out, work, [s for _, s in shards], plan.ranges)
+    skipped: Counter[str] = Counter()
+    for r in receipts:
+        skipped.update(r["skipped"])
+    skipped.update({k: v for k, v in plan.counts.items() if k == "duplicate_id"})
+    totals = {
+        "documents": plan.live_documents,
+        "chunks": sum(s["rows"] for s in published),
+        "skipped": dict(sorted(skipped.items())),
+        "replaced": plan.counts.get("replaced", 0),
+        "deleted": plan.counts.get("deleted", 0),
+        "delete_notices": sum(len(r.get("deleted", ())) for r in receipts),
+        "units": len(receipts),
+        "input_files": sum(len(r["inputs"]) for r in receipts),
+    }
+    inputs = [
+        {
+            "unit": r["unit"],
+            "path": r["inputs"][0]["path"] if r["inputs"] else "",
+            "files": len(r["inputs"]),
+            "bytes": sum(i["size"] for i in r["inputs"]),
+            "documents": r["documents"],
+            "chunks": r["chunks"],
+            "skipped": r["skipped"],
+            "skip_examples": r.get("skip_examples", {}),
+        }
+        for r in receipts
+    ]
+    return write_corpus_manifest(
+        out, source=spec.name, parameters=parameters, shards=published, totals=totals, inputs=inputs
+    )
+
+
+# ------------------------------------------------------------------------------------------ planning
+
+
+def _occurrences(work: Path, shards: list[tuple[int, dict[str, Any]]]) -> tuple[pa.Table, int]:
+    """Table (doc_id, start, unit) of every occurrence, and the total row count."""
+    ids, starts, units = [], [], []
+    offset = 0
+    for unit, shard in shards:
+        table = _read(work / shard["file"], ["doc_id", "position"])
+        first = pc.indices_nonzero(pc.equal(table.column("position"), 0))
+        ids.append(pc.take(table.column("doc_id"), first).combine_chunks())
+        starts.append(pc.add(first.cast(pa.int64()), offset))
+        units.append(np.full(len(first), unit, dtype=np.int32))
+        offset += table.num_rows
+    if not ids:
+        return pa.table({"doc_id": pa.array([], pa.string()), "start": pa.array([], pa.int64()),
+                         "unit": pa.array([], pa.int32())}), 0
+    table = pa.table(
+        {
+            "doc_id": pa.concat_arrays(ids),
+            "start": pa.concat_arrays(starts),
+            "unit": pa.array(np.concatenate(units)),
+        }
+    )
+    return table, offset
+
+
+def _read(path: Path, columns: list[str]) -> pa.Table:
+    with pa.memory_map(str(path), "r") as source:
+        return ipc.open_file(source).read_all().select(columns)
+
+
+def _notice_units(receipts: list[dict[str, Any]], key: str) -> pa.Table:
+    """(doc_id, unit) with the *last* unit that issued a notice of kind ``key`` for the id."""
+    last: dict[str, int] = {}
+    for i, r in enumerate(receipts):
+        for doc_id in r.get(key, ()):
+            last[doc_id] = i
+    return pa.table({"doc_id": pa.array(list(last), pa.string()), "unit": pa.array(list(last.values()), pa.int32())})
+
+
+def _lookup_unit(doc_ids: pa.Array, notices: pa.Table) -> np.ndarray:
+    """Per occurrence, the unit of the matching notice, or -1."""
+    if notices.num_rows == 0:
+        return np.full(len(doc_ids), -1, dtype=np.int64)
+    idx = pc.index_in(doc_ids, value_set=notices.column("doc_id"))
+    units = pc.take(notices.column("unit"), idx)
+    return pc.fill_null(units.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+
+
+def plan_drops(
+    work: Path, spec: SourceSpec, shards: list[tuple[int, dict[str, Any]]], receipts: list[dict[str, Any]]
+) -> DropPlan:
+    occ, total_rows = _occurrences(work, shards)
+    n = occ.num_rows
+    starts = occ.column("start").to_numpy()
+    ends = np.append(starts[1:], total_rows) if n else starts
+    unit = occ.column("unit").to_numpy().astype(np.int64)
+    ordinal = pa.array(np.arange(n, dtype=np.int64))
+    keyed = pa.table({"doc_id": occ.column("doc_id"), "ord": ordinal})
+    how = "max" if spec.supersede else "min"
+    groups = keyed.group_by("doc_id").aggregate([("ord", how), ("ord", "count")])
+    groups = groups.filter(pc.greater(groups.column("ord_count"), 1))
+    winner = np.full(n, -1, dtype=np.int64)  # winning ordinal of each duplicated occurrence
+    if groups.num_rows:
+        idx = pc.index_in(occ.column("doc_id"), value_set=groups.column("doc_id"))
+        winner = pc.fill_null(pc.take(groups.column(f"ord_{how}"), idx), -1).to_numpy(zero_copy_only=False)
+    ords = np.arange(n, dtype=np.int64)
+    loser = (winner >= 0) & (winner != ords)
+    reason = np.full(n, "", dtype=object)
+    if n:
+        same_unit = loser & (unit[np.maximum(winner, 0)] == unit)
+        reason[loser] = "replaced" if spec.supersede else "duplicate_id"
+        reason[same_unit] = "duplicate_id"
+    if spec.supersede and n:
+        deleted_in = _lookup_unit(occ.column("doc_id"), _notice_units(receipts, "deleted"))
+        newer_empty = _lookup_unit(occ.column("doc_id"), _notice_units(receipts, "ids_without_chunks"))
+        deleted = ~loser & (deleted_in >= unit)
+        reason[deleted] = "deleted"
+        replaced = ~loser & ~deleted & (newer_empty > unit)
+        reason[replaced] = "replaced"
+    dropped = reason != ""
+    counts: Counter[str] = Counter(reason[dropped].tolist())
+    ranges = [(int(starts[i]), int(ends[i])) for i in np.flatnonzero(dropped)]
+    return DropPlan(ranges=ranges, counts=counts, live_documents=int(n - dropped.sum()))
+
+
+# ---------------------------------------------------------------------------------------- publishing
+
+
+def _publish(
+    out: Path, work: Path, shards: list[dict[str, Any]], ranges: list[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """Link or rewrite every unit shard into ``out/shards``; remove anything else there."""
+    target_dir = out / SHARD_DIR
+    target_dir.mkdir(parents=True, exist_ok=True)
+    published: list[dict[str, Any]] = []
+    offset = 0
+    k = 0  # first range that may touch the current shard
+    for shard in shards:
+        rows = shard["rows"]
+        drop = np.zeros(rows, dtype=bool)
+        while k < len(ranges) and ranges[k][1] <= offset:
+            k += 1
+        j = k
+        while j < len(ranges) and ranges[j][0] < offset + rows:
+            a, b = ranges[j]
+            drop[max(a - offset, 0) : min(b - offset, rows)] = True
+            j += 1
+        src, dst = work / shard["file"], out / shard["file"]
+        if not drop.any():
+            _link(src, dst)
+            published.append(dict(shard))
+        elif not drop.all():
+            published.append(_rewrite(src, dst, shard["file"], ~drop))
+        offset += rows
+    keep = {Path(s["file"]).name for s in published}
+    for path in target_dir.iterdir():
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+    return published
+
+
+def _link(src: Path, dst: Path) -> None:
+    if dst.exists():
+        if os.path.samefile(src, dst):
+            return
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def _rewrite(src: Path, dst: Path, rel: str, keep: np.ndarray) -> dict[str, Any]:
+    table = _read(src, CHUNK_SCHEMA.names).filter(pa.array(keep))
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    dst.unlink(missing_ok=True)  # may be a hard link to the unit shard: never write through it
+    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, CHUNK_SCHEMA) as writer:
+        for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+            writer.write_batch(batch)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, dst)
+    return {"file": rel, "rows": table.num_rows, "sha256": sha256_file(dst)}

@@ -1,0 +1,190 @@
+"""What source parsers share: deletion records, skip counting, input opening, text clean-up.
+
+A parser is a generator ``parse(path, config, skips) -> Iterator[Document | Deleted]`` over one input file.
+It never raises for bad *content*: a bad record is counted in ``skips`` under a short reason
+(``missing_id``, ``empty_abstract``, ``invalid_utf8``, ``truncated_gzip``, ``malformed_xml`` …) and skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import logging
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import InputError
+
+__all__ = [
+    "Deleted",
+    "Skips",
+    "open_binary",
+    "Utf8Repair",
+    "READ_ERRORS",
+    "clean_text",
+    "flatten",
+    "iter_lines",
+]
+
+log = logging.getLogger(__name__)
+
+#: exceptions a damaged compressed stream raises while being read
+READ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+_WS = re.compile(r"\s+")
+_GZIP_MAGIC = b"\x1f\x8b"
+_MAX_EXAMPLES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """A deletion notice: ``doc_id`` is removed from every earlier input (PubMed ``DeleteCitation``)."""
+
+    doc_id: str
+
+
+class Skips:
+    """Counts skipped records by reason and keeps a few examples (``file: record``) of each."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {}
+
+    def add(self, reason: str, where: str, n: int = 1) -> None:
+        self.counts[reason] += n
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < _MAX_EXAMPLES:
+            examples.append(where)
+        log.debug("skipped (%s): %s", reason, where)
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading bytes, transparently gunzipping (detected by magic bytes, not suffix)."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if fh.peek(2)[:2] == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+    return fh
+
+
+class Utf8Repair(io.RawIOBase):
+    """A byte stream that is always valid UTF-8: invalid sequences become U+FFFD.
+
+    The XML parser would otherwise stop at the first invalid byte and lose the rest of the file; with this,
+    only the records containing U+FFFD are lost (parsers skip them as ``invalid_utf8``). ``errors`` counts
+    the replaced sequences. Damaged gzip data (``READ_ERRORS``) is remembered in ``read_error`` and the
+    stream then ends, so the parser sees a truncated document it can report.
+    """
+
+    def __init__(self, raw: IO[bytes], block: int = 1 << 16) -> None:
+        super().__init__()
+        self._raw = raw
+        self._block = block
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buf = b""
+        self._eof = False
+        self.read_error: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        try:
+            data = self._raw.read(self._block)
+        except READ_ERRORS as exc:
+            self.read_error = exc
+            data = b""
+        final = not data
+        text = self._decoder.decode(data, final=final)
+        self._buf += text.encode("utf-8")
+        self._eof = final
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._buf) < size):
+            self._fill()
+        if size < 0:
+            out, self._buf = self._buf, b""
+        else:
+            out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def clean_text(text: str | None) -> str:
+    """Collapse every whitespace run to one space and strip."""
+    if not text:
+        return ""
+    return _WS.sub(" ", text).strip()
+
+
+def flatten(element: Any, inline: frozenset[str] = frozenset()) -> str:
+    """All text inside an XML element with markup removed and whitespace collapsed.
+
+    Pretty-printed XML (efetch output) puts a line break and indentation before inline tags
+    (``β\\n<sub>2</sub>``); whitespace holding a line break directly before an ``inline`` element is dropped,
+    so the result reads ``β2`` like the original.
+    """
+    if element is None:
+        return ""
+    if not inline or len(element) == 0:
+        return clean_text("".join(element.itertext()))
+    parts: list[str] = []
+    _collect(element, inline, parts)
+    return clean_text("".join(parts))
+
+
+def _collect(element: Any, inline: frozenset[str], parts: list[str]) -> None:
+    if element.text:
+        parts.append(element.text)
+    for child in element:
+        if child.tag in inline and parts and "\n" in parts[-1][len(parts[-1].rstrip()) :]:
+            parts[-1] = parts[-1].rstrip()
+        if isinstance(child.tag, str):
+            _collect(child, inline, parts)
+        if child.tail:
+            parts.append(child.tail)
+
+
+def iter_lines(path: Path, skips: Skips) -> Iterator[tuple[int, str]]:
+    """``(line number, decoded line)`` of a (possibly gzipped) text file.
+
+    Lines that are not valid UTF-8 are skipped as ``invalid_utf8``; a damaged gzip stream ends the file
+    with one ``truncated_gzip``. Blank lines are not yielded.
+    """
+    with open_binary(path) as fh:
+        number = 0
+        while True:
+            try:
+                raw = fh.readline()
+            except READ_ERRORS as exc:
+                skips.add("truncated_gzip", f"{path.name}: after line {number} ({exc})")
+                return
+            if not raw:
+                return
+            number += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                skips.add("invalid_utf8", f"{path.name}:{number}")
+                continue
+            if line.strip():
+                yield number, line
