@@ -204,6 +204,11 @@ class Answer:
     model: str = ""
     disclaimer: str = ""
     timings: tuple[tuple[str, float], ...] = ()
+    #: who produced ``answer``: "model" (a trusted model's grounded answer), "evidence" (the retrieved
+    #: evidence is shown instead: untrusted model, ungrounded or unparsable answer), "none" (nothing relevant)
+    answered_by: str = "model"
+    #: why an answer was withheld or changed (dropped citations, failed grounding, parse failures …)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -217,4 +222,6 @@ class Answer:
             "model": self.model,
             "disclaimer": self.disclaimer,
             "timings": dict(self.timings),
+            "answered_by": self.answered_by,
+            "notes": list(self.notes),
         }
