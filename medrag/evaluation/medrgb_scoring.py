@@ -66,10 +66,12 @@ _INSTRUCTIONS = {
 }
 
 
-def build_prompt(instance: MedRGBInstance) -> str:
-    """The completion prompt for one instance: instructions, documents, question, options, sub-questions."""
+def build_prompt(instance: MedRGBInstance, doc_chars: int = 1000) -> str:
+    """The prompt for one instance: instructions, documents (each cut to ``doc_chars``), question, options,
+    sub-questions, ending in ``JSON answer:``."""
     docs = "\n\n".join(
-        f"[Document {i}] id: {d.doc_id}\nTitle: {d.title}\n{d.text}" for i, d in enumerate(instance.documents, 1)
+        f"[Document {i}] id: {d.doc_id}\nTitle: {d.title}\n{d.text[:doc_chars]}"
+        for i, d in enumerate(instance.documents, 1)
     )
     options = "\n".join(f"{k}. {v}" for k, v in instance.question.options)
     parts = [_INSTRUCTIONS[instance.scenario], f"Documents:\n{docs or '(none)'}",
