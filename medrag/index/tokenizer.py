@@ -1,0 +1,140 @@
+"""A tokenizer for biomedical text, built on bm25s' ``Tokenizer`` (vocabulary, stopwords, stemming cache).
+
+Rules (all recorded in the index manifest through ``BM25Config``):
+
+- lower-casing (``lowercase``);
+- Greek letters become their names (``greek="expand"``): "β-blocker" → "beta-blocker", "TNF-α" → "tnf-alpha",
+  so a query spelled either way matches; ``"keep"`` leaves them as letters;
+- a token is a run of letters/digits; hyphens join runs into a compound ("beta-blocker", "COVID-19",
+  "CHA2DS2-VASc") that yields its parts, plus the joined form ("betablocker") with ``hyphens="both"``;
+- a decimal number stays whole ("2.5", "0.625"), so doses are not split into two integers;
+- stopwords are dropped (checked before stemming, as bm25s does), then words are stemmed with PyStemmer.
+
+The same ``analyze`` runs on documents (through bm25s' Tokenizer, which caches the stem of each word) and on
+queries, so both sides always see identical terms.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from ..config import BM25Config
+from ..errors import ConfigError, DependencyMissingError
+
+__all__ = ["GREEK", "BiomedicalTokenizer", "tokenizer_spec"]
+
+#: Greek letters (lower and upper case, plus the micro sign) and the names they expand to.
+GREEK: dict[str, str] = {
+    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta", "η": "eta",
+    "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu", "ξ": "xi",
+    "ο": "omicron", "π": "pi", "ρ": "rho", "σ": "sigma", "ς": "sigma", "τ": "tau", "υ": "upsilon",
+    "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega", "µ": "mu",
+}
+_GREEK_UPPER = {k.upper(): v for k, v in GREEK.items() if k.upper() != k and k not in ("ς", "µ")}
+# Letters are expanded as whole words only when they stand alone; inside a word ("TNFα") they are
+# separated by a hyphen so the compound rule applies ("tnf-alpha").
+_GREEK_TABLE = str.maketrans({k: f"-{v}-" for k, v in {**GREEK, **_GREEK_UPPER}.items()})
+
+# a run of word characters, joined to further runs by hyphens or (between digits) by a decimal point
+_TOKEN = re.compile(r"[^\W_]+(?:(?:-+|(?<=\d)\.(?=\d))[^\W_]+)*")
+_HYPHENS = re.compile(r"-+")
+
+
+def tokenizer_spec(config: BM25Config) -> dict[str, object]:
+    """The tokenizer settings as stored in the index manifest."""
+    return {
+        "name": "medrag-biomedical",
+        "version": 1,
+        "lowercase": config.lowercase,
+        "greek": config.greek,
+        "hyphens": config.hyphens,
+        "stopwords": config.stopwords if isinstance(config.stopwords, str) else list(config.stopwords),
+        "stemmer": config.stemmer,
+        "min_token_length": config.min_token_length,
+        "fields": list(config.fields),
+    }
+
+
+@lru_cache(maxsize=8)
+def _stemmer(language: str) -> Callable[[str], str]:
+    try:
+        import Stemmer
+    except ImportError as exc:  # pragma: no cover - PyStemmer is a core dependency
+        raise DependencyMissingError("PyStemmer", "default", "BM25 stemming") from exc
+    try:
+        return Stemmer.Stemmer(language).stemWord
+    except KeyError as exc:
+        raise ConfigError(
+            f"unknown stemmer language {language!r}; PyStemmer knows: {', '.join(Stemmer.algorithms())}"
+        ) from exc
+
+
+def _stopwords(spec: str | tuple[str, ...]) -> frozenset[str]:
+    if isinstance(spec, tuple):
+        return frozenset(w.lower() for w in spec)
+    if spec == "none":
+        return frozenset()
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+class BiomedicalTokenizer:
+    """``analyze(text) -> terms`` for queries and ``bm25s_tokenizer()`` for corpus builds."""
+
+    def __init__(self, config: BM25Config | None = None) -> None:
+        self.config = config or BM25Config()
+        self.stopwords = _stopwords(self.config.stopwords)
+        self.stem: Callable[[str], str] | None = (
+            _stemmer(self.config.stemmer) if self.config.stemmer else None
+        )
+        self._both = self.config.hyphens == "both"
+        self._min = self.config.min_token_length
+
+    def normalize(self, text: str) -> str:
+        """Lower-case and expand Greek letters (the steps before splitting)."""
+        if self.config.lowercase:
+            text = text.lower()
+        if self.config.greek == "expand":
+            text = text.translate(_GREEK_TABLE)
+        return text
+
+    def split(self, text: str) -> list[str]:
+        """Surface tokens of normalised text: parts of hyphenated compounds (+ the joined form), decimals whole."""
+        raw = _TOKEN.findall(text)
+        if "-" not in text:
+            return [t for t in raw if len(t) >= self._min] if self._min > 1 else raw
+        out: list[str] = []
+        for tok in raw:
+            if "-" in tok:
+                parts = [p for p in _HYPHENS.split(tok) if p]
+                out.extend(parts)
+                if self._both and len(parts) > 1:
+                    out.append("".join(parts))
+            else:
+                out.append(tok)
+        return [t for t in out if len(t) >= self._min] if self._min > 1 else out
+
+    def _split_normalized(self, text: str) -> list[str]:
+        return self.split(self.normalize(text))
+
+    def analyze(self, text: str) -> list[str]:
+        """Index terms of ``text``: normalise, split, drop stopwords, stem (duplicates kept)."""
+        words = [w for w in self._split_normalized(text) if w not in self.stopwords]
+        if self.stem is None:
+            return words
+        stem = self.stem
+        return [stem(w) for w in words]
+
+    def bm25s_tokenizer(self):  # type: ignore[no-untyped-def]
+        """A fresh ``bm25s.tokenization.Tokenizer`` applying exactly ``analyze``'s rules."""
+        from bm25s.tokenization import Tokenizer
+
+        return Tokenizer(
+            lower=False,
+            splitter=self._split_normalized,
+            stopwords=sorted(self.stopwords),
+            stemmer=self.stem,
+        )
