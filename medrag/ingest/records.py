@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 #: exceptions a damaged compressed stream raises while being read
 READ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
-_WS = re.compile(r"\s+")
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_WBITS = 31  # zlib: gzip header and trailer
+_BLOCK = 1 << 16
 _MAX_EXAMPLES = 3
 
 
@@ -68,14 +69,58 @@ class Skips:
 
 
 def open_binary(path: Path) -> IO[bytes]:
-    """Open ``path`` for reading bytes, transparently gunzipping (detected by magic bytes, not suffix)."""
+    """Open ``path`` for reading bytes, transparently gunzipping (detected by magic bytes, not suffix).
+
+    A damaged gzip stream first returns every byte it could decompress, then raises one of ``READ_ERRORS``
+    (``gzip.GzipFile`` would lose the last block's data), so parsers keep the records before the damage.
+    """
     try:
         fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if fh.peek(2)[:2] == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+        return io.BufferedReader(_Gunzip(fh), buffer_size=_BLOCK)
     return fh
+
+
+class _Gunzip(io.RawIOBase):
+    """Streaming gzip decompression (multi-member) that hands out all data before reporting damage."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        super().__init__()
+        self._fh = fh
+        self._zlib = zlib.decompressobj(_GZIP_WBITS)
+        self._pending = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._pending and not self._done:
+            self._pending = self._inflate()
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _inflate(self) -> bytes:
+        data = self._fh.read(_BLOCK)
+        if not data:
+            self._done = True
+            if not self._zlib.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            return b""
+        out = self._zlib.decompress(data)
+        while self._zlib.eof and self._zlib.unused_data:  # next gzip member
+            rest = self._zlib.unused_data
+            self._zlib = zlib.decompressobj(_GZIP_WBITS)
+            out += self._zlib.decompress(rest)
+        return out
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
 class Utf8Repair(io.RawIOBase):
@@ -101,7 +146,7 @@ class Utf8Repair(io.RawIOBase):
 
     def _fill(self) -> None:
         try:
-            data = self._raw.read(self._block)
+            data = self._raw.read1(self._block)  # one raw read: data before a damaged block is not lost
         except READ_ERRORS as exc:
             self.read_error = exc
             data = b""
@@ -133,7 +178,7 @@ def clean_text(text: str | None) -> str:
     """Collapse every whitespace run to one space and strip."""
     if not text:
         return ""
-    return _WS.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def flatten(element: Any, inline: frozenset[str] = frozenset()) -> str:

@@ -1,0 +1,246 @@
+"""MEDLINE/PubMed XML → Documents (baseline and update files, efetch output; plain or gzipped).
+
+Streaming: ``lxml.etree.iterparse`` with a tag filter on the top-level records and each record cleared
+after use, so memory stays flat whatever the file size. One document per citation:
+
+* ``doc_id`` ``pubmed:<PMID>``; title = ``ArticleTitle`` (inline markup such as ``<i>``/``<sub>`` flattened);
+* one section per ``AbstractText`` (heading ``Abstract``) whose text keeps the structured label
+  (``BACKGROUND: …``), so the chunk reads like the abstract on pubmed.ncbi.nlm.nih.gov;
+* metadata: PMID, PMCID, DOI, journal, year, MeSH descriptors, publication types, URL.
+
+``DeleteCitation`` entries yield ``Deleted`` notices (finalize removes those PMIDs from earlier inputs).
+A citation without abstract text yields a document with no sections (counted as ``empty_abstract``).
+
+Bad input: text with invalid UTF-8 → that citation is skipped (``invalid_utf8``); a truncated gzip ends
+the file (``truncated_gzip``, the citations before it are kept); malformed XML → the file is re-read record
+by record from the failing citation on, and only the records that do not parse are skipped
+(``malformed_xml``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from ..config import IngestConfig
+from ..types import Document, Metadata, Section
+from .records import Deleted, Skips, Utf8Repair, clean_text, flatten, open_binary
+
+__all__ = ["parse", "parse_record", "pubmed_url"]
+
+_RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation")
+_INLINE = frozenset({"i", "b", "u", "sub", "sup", "sc", "{http://www.w3.org/1998/Math/MathML}math"})
+_YEAR = re.compile(r"(1[89]|20)\d\d")
+_RECORD_START = re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]")
+_BLOCK = 1 << 20
+
+
+def pubmed_url(pmid: str) -> str:
+    return f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
+
+
+def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document | Deleted]:
+    """Documents and deletion notices of one MEDLINE/PubMed XML file, in file order."""
+    done = 0  # top-level records fully handled
+    with open_binary(path) as raw:
+        stream = Utf8Repair(raw)
+        events = etree.iterparse(
+            stream, events=("end",), tag=_RECORD_TAGS, huge_tree=True, resolve_entities=False, no_network=True,
+            collect_ids=False,
+        )
+        try:
+            for _, elem in events:
+                yield from _emit(elem, path, skips)
+                done += 1
+                _release(elem)
+        except etree.XMLSyntaxError as exc:
+            if stream.read_error is not None:
+                skips.add("truncated_gzip", f"{path.name}: after record {done} ({stream.read_error})")
+                return
+            if done == 0 and not _has_records(path):
+                skips.add("malformed_xml", f"{path.name}: {exc}")
+                return
+            yield from _recover(path, done, skips)
+            return
+        if stream.read_error is not None:
+            skips.add("truncated_gzip", f"{path.name}: after record {done} ({stream.read_error})")
+
+
+def _emit(elem: Any, path: Path, skips: Skips) -> Iterator[Document | Deleted]:
+    if elem.tag == "DeleteCitation":
+        for pmid in elem.iterfind("PMID"):
+            if pmid.text and pmid.text.strip():
+                yield Deleted(f"pubmed:{pmid.text.strip()}")
+        return
+    doc = parse_record(elem, path.name, skips)
+    if doc is not None:
+        yield doc
+
+
+def _release(elem: Any) -> None:
+    """Free a processed record and the already-processed siblings before it."""
+    elem.clear(keep_tail=True)
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def parse_record(elem: Any, where: str, skips: Skips) -> Document | None:
+    """One ``PubmedArticle``/``PubmedBookArticle`` element → Document (None when skipped)."""
+    book = elem.tag == "PubmedBookArticle"
+    citation = elem.find("BookDocument" if book else "MedlineCitation")
+    pmid = clean_text(citation.findtext("PMID")) if citation is not None else ""
+    if not pmid:
+        skips.add("missing_pmid", f"{where}: record without PMID")
+        return None
+    article = citation if book else citation.find("Article")
+    if article is None:
+        skips.add("malformed_record", f"{where}: PMID {pmid} has no Article")
+        return None
+    title = flatten(article.find("ArticleTitle"), _INLINE)
+    if not title:
+        title = flatten(article.find("Book/BookTitle" if book else "VernacularTitle"), _INLINE)
+    sections = _abstract(article.find("Abstract"))
+    if "\ufffd" in title or any("\ufffd" in s.text for s in sections):
+        skips.add("invalid_utf8", f"{where}: PMID {pmid}")
+        return None
+    meta = _book_metadata(elem, citation, pmid) if book else _metadata(elem, citation, article, pmid)
+    return Document(f"pubmed:{pmid}", "pubmed", title, sections, meta)
+
+
+def _abstract(abstract: Any) -> tuple[Section, ...]:
+    if abstract is None:
+        return ()
+    sections = []
+    for part in abstract.iter("AbstractText"):
+        text = flatten(part, _INLINE)
+        if not text:
+            continue
+        label = clean_text(part.get("Label"))
+        sections.append(Section("Abstract", f"{label}: {text}" if label else text))
+    return tuple(sections)
+
+
+def _metadata(elem: Any, citation: Any, article: Any, pmid: str) -> Metadata:
+    ids = _article_ids(elem)
+    doi = ids.get("doi")
+    if doi is None:
+        for loc in article.iterfind("ELocationID"):
+            if loc.get("EIdType") == "doi" and loc.text:
+                doi = loc.text.strip()
+                break
+    journal = article.find("Journal")
+    return Metadata(
+        pmid=pmid,
+        pmcid=ids.get("pmc"),
+        doi=doi,
+        journal=clean_text(journal.findtext("Title")) or None if journal is not None else None,
+        year=_year(journal.find("JournalIssue/PubDate")) if journal is not None else None,
+        mesh=_terms(citation.find("MeshHeadingList"), "DescriptorName"),
+        publication_types=_terms(article.find("PublicationTypeList"), "PublicationType"),
+        url=pubmed_url(pmid),
+    )
+
+
+def _book_metadata(elem: Any, citation: Any, pmid: str) -> Metadata:
+    ids = _article_ids(elem)
+    book = citation.find("Book")
+    return Metadata(
+        pmid=pmid,
+        doi=ids.get("doi"),
+        journal=clean_text(book.findtext("BookTitle")) or None if book is not None else None,
+        year=_year(book.find("PubDate")) if book is not None else None,
+        publication_types=tuple(clean_text(p.text) for p in citation.iterfind("PublicationType") if p.text),
+        url=pubmed_url(pmid),
+    )
+
+
+def _terms(parent: Any, tag: str) -> tuple[str, ...]:
+    """Texts of the ``tag`` descendants (controlled vocabularies: no markup, no inner whitespace runs)."""
+    if parent is None:
+        return ()
+    return tuple(t.text.strip() for t in parent.iter(tag) if t.text)
+
+
+def _article_ids(elem: Any) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for path in ("PubmedData/ArticleIdList", "PubmedBookData/ArticleIdList"):
+        id_list = elem.find(path)
+        if id_list is None:
+            continue
+        for node in id_list.iter("ArticleId"):
+            kind = node.get("IdType")
+            if kind and node.text and kind not in ids:
+                ids[kind] = node.text.strip()
+    return ids
+
+
+def _year(date: Any) -> int | None:
+    if date is None:
+        return None
+    text = date.findtext("Year") or date.findtext("MedlineDate") or ""
+    match = _YEAR.search(text)
+    return int(match.group()) if match else None
+
+
+# ------------------------------------------------------------------------------------------- recovery
+
+
+def _has_records(path: Path) -> bool:
+    with open_binary(path) as raw:
+        try:
+            return _RECORD_START.search(raw.read(_BLOCK)) is not None
+        except (EOFError, OSError):
+            return False
+
+
+def _recover(path: Path, skip: int, skips: Skips) -> Iterator[Document | Deleted]:
+    """Re-read ``path`` record by record after a syntax error, from top-level record ``skip`` on."""
+    parser = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True)
+    for number, blob in enumerate(_split_records(path, skips)):
+        if number < skip:
+            continue
+        try:
+            elem = etree.fromstring(blob, parser)
+        except etree.XMLSyntaxError as exc:
+            skips.add("malformed_xml", f"{path.name}: record {number} ({exc})")
+            continue
+        yield from _emit(elem, path, skips)
+
+
+def _split_records(path: Path, skips: Skips) -> Iterator[bytes]:
+    """Raw bytes of each top-level record (start tag to matching end tag), in file order."""
+    with open_binary(path) as raw:
+        stream = Utf8Repair(raw)
+        buf = b""
+        eof = False
+        while True:
+            match = _RECORD_START.search(buf)
+            end = -1
+            if match is not None:
+                closing = b"</" + match.group(1) + b">"
+                end = buf.find(closing, match.end())
+                if end >= 0:
+                    end += len(closing)
+                    nxt = _RECORD_START.search(buf, match.end())
+                    if nxt is not None and nxt.start() < end:  # unclosed record: cut at the next one
+                        yield buf[match.start() : nxt.start()]
+                        buf = buf[nxt.start() :]
+                        continue
+                    yield buf[match.start() : end]
+                    buf = buf[end:]
+                    continue
+            if eof:
+                if match is not None:
+                    yield buf[match.start() :]
+                break
+            data = stream.read(_BLOCK)
+            eof = not data
+            buf += data
+        if stream.read_error is not None:
+            skips.add("truncated_gzip", f"{path.name}: {stream.read_error}")
