@@ -168,14 +168,14 @@ def _read_queries(path: Path) -> dict[str, str]:
     return queries
 
 
-def _missing(kind: str, root: Path, what: str) -> DataNotFoundError:
+def _missing(kind: str, root: Path | None, what: str) -> DataNotFoundError:
     if kind == "r2med":
         where = "download a task from the Hugging Face hub (R2MED/<Task>, e.g. " + R2MED_HUB.format(
             task="Biology"
         ) + ") or pass --from-hub"
     else:
         where = "download a BEIR data set from " + BEIR_URL.format(name="scifact") + " and unzip it"
-    return DataNotFoundError(f"{root}: {what}; {where}")
+    return DataNotFoundError(f"{root}: {what}; {where}" if root is not None else f"{what}; {where}")
 
 
 def load_r2med_task(root: str | Path, name: str | None = None) -> RetrievalTask:
@@ -245,8 +245,10 @@ def load_tasks(benchmark: str, data: str | Path | None, tasks: tuple[str, ...] =
     """The tasks of ``benchmark`` found under ``data`` (all of them, or those named in ``tasks``)."""
     if benchmark not in ("r2med", "beir"):
         raise InputError(f"unknown retrieval benchmark {benchmark!r}; known: r2med, beir")
-    if data is None or (Path(data).is_dir() and not any(Path(data).iterdir())):
-        raise _missing(benchmark, Path(data or "."), "no data given (--data is absent or empty)")
+    if data is None:
+        raise _missing(benchmark, None, f"no {benchmark} data given (--data)")
+    if Path(data).is_dir() and not any(Path(data).iterdir()):
+        raise _missing(benchmark, Path(data), "the data folder is empty")
     if benchmark == "beir":
         return [load_beir_task(data, split=split)]
     found = find_r2med_tasks(data)
