@@ -157,3 +157,52 @@ def verify_cmd(path: Path, as_json: bool) -> None:
                    "chunks": info["totals"]["chunks"], "fingerprint": info["fingerprint"]})
         return
     click.echo(f"{path}: ok ({len(info['shards'])} shards, {info['totals']['chunks']:,} chunks verified)")
+
+
+@corpus.command("download")
+@click.argument("what", type=click.Choice(["pubmed", "textbooks", "statpearls"]))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Folder to download into (default: raw/<what>).")
+@click.option("--files", default=None,
+              help="pubmed: baseline file numbers, e.g. 1-3,7 or 'all' (default: all; ~1,300 files, ~40 GB).")
+@click.option("--updates", is_flag=True, help="pubmed: also download every daily update file (ingest them after).")
+@click.option("--base-url", default=None, help="pubmed: mirror root holding baseline/ and updatefiles/ "
+              "(default https://ftp.ncbi.nlm.nih.gov/pubmed/); statpearls --from ncbi: archive URL.")
+@click.option("--prefix", default=None,
+              help="pubmed: file name prefix such as pubmed25n (default: the newest year in the listing).")
+@click.option("--from", "from_", type=click.Choice(["hub", "ncbi"]), default="hub", show_default=True,
+              help="statpearls: MedRAG's chunks on the Hugging Face hub, or NCBI's .nxml archive.")
+@click.option("--retries", type=int, default=3, show_default=True, help="Retries per file (transfers resume).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@json_option
+def download_cmd(what: str, out: Path | None, files: str | None, updates: bool, base_url: str | None,
+                 prefix: str | None, from_: str, retries: int, quiet: bool, as_json: bool) -> None:
+    """Download raw corpora (needs internet): PubMed XML with md5 checks and resume, MedRAG textbooks,
+    StatPearls. Then ingest them with `medrag corpus ingest`.
+
+    \b
+      medrag corpus download pubmed --out raw/pubmed --files 1-3
+      medrag corpus download textbooks --out raw/textbooks
+      medrag corpus download statpearls --from ncbi --out raw/statpearls
+    """
+    from . import download as dl
+
+    out = out or Path("raw") / what
+    progress = not quiet and not as_json
+    if what == "pubmed":
+        paths = dl.download_pubmed(out, files, updates=updates, base_url=base_url or dl.PUBMED_BASE_URL,
+                                   prefix=prefix, retries=retries, progress=progress)
+        source, inputs, hint = "pubmed", paths, [out]  # a folder ingests in name order: baseline, then updates
+    elif what == "statpearls" and from_ == "ncbi":
+        folder = dl.download_statpearls_archive(out, url=base_url or dl.STATPEARLS_URL, retries=retries,
+                                                progress=progress)
+        source, inputs, hint = "pmc", [folder], [folder]
+    else:
+        inputs = dl.download_hub_corpus(what, out)
+        source, hint = "textbooks", [out / "chunk"]  # MedRAG chunk jsonl is read by the textbooks parser
+    if as_json:
+        emit_json({"what": what, "out": str(out), "files": [str(p) for p in inputs], "ingest_source": source})
+        return
+    click.echo(f"{what}: {len(inputs)} file(s) ready in {out}")
+    args = " ".join(f"-i {p}" for p in hint)
+    click.echo(f"next: medrag corpus ingest {source} {args} --out corpora/{what}")

@@ -22,7 +22,7 @@ from typing import Any
 from ..config import IngestConfig
 from ..errors import CorpusError, DataNotFoundError
 from ..manifest import MANIFEST_NAME
-from ..types import Document, Metadata, Section
+from ..types import Document, Metadata
 from .markdown import split_markdown
 from .records import Skips, iter_lines
 

@@ -11,7 +11,6 @@ import codecs
 import gzip
 import io
 import logging
-import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
