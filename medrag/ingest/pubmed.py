@@ -93,19 +93,20 @@ def _release(elem: Any) -> None:
 def parse_record(elem: Any, where: str, skips: Skips) -> Document | None:
     """One ``PubmedArticle``/``PubmedBookArticle`` element → Document (None when skipped)."""
     book = elem.tag == "PubmedBookArticle"
-    citation = elem.find("BookDocument" if book else "MedlineCitation")
-    pmid = clean_text(citation.findtext("PMID")) if citation is not None else ""
+    citation = _child(elem, "BookDocument" if book else "MedlineCitation")
+    pmid = clean_text(_text(citation, "PMID"))
     if not pmid:
         skips.add("missing_pmid", f"{where}: record without PMID")
         return None
-    article = citation if book else citation.find("Article")
+    article = citation if book else _child(citation, "Article")
     if article is None:
         skips.add("malformed_record", f"{where}: PMID {pmid} has no Article")
         return None
-    title = flatten(article.find("ArticleTitle"), _INLINE)
+    title = flatten(_child(article, "ArticleTitle"), _INLINE)
     if not title:
-        title = flatten(article.find("Book/BookTitle" if book else "VernacularTitle"), _INLINE)
-    sections = _abstract(article.find("Abstract"))
+        fallback = _child(article, "Book", "BookTitle") if book else _child(article, "VernacularTitle")
+        title = flatten(fallback, _INLINE)
+    sections = _abstract(_child(article, "Abstract"))
     if "\ufffd" in title or any("\ufffd" in s.text for s in sections):
         skips.add("invalid_utf8", f"{where}: PMID {pmid}")
         return None
@@ -113,11 +114,25 @@ def parse_record(elem: Any, where: str, skips: Skips) -> Document | None:
     return Document(f"pubmed:{pmid}", "pubmed", title, sections, meta)
 
 
+def _child(elem: Any, *path: str) -> Any:
+    """The first child along ``path`` (tag names), or None. Much cheaper than ``find`` on this hot path."""
+    for tag in path:
+        if elem is None:
+            return None
+        elem = next(elem.iterchildren(tag), None)
+    return elem
+
+
+def _text(elem: Any, *path: str) -> str | None:
+    node = _child(elem, *path)
+    return node.text if node is not None else None
+
+
 def _abstract(abstract: Any) -> tuple[Section, ...]:
     if abstract is None:
         return ()
     sections = []
-    for part in abstract.iter("AbstractText"):
+    for part in abstract.iterchildren("AbstractText"):
         text = flatten(part, _INLINE)
         if not text:
             continue
@@ -127,35 +142,35 @@ def _abstract(abstract: Any) -> tuple[Section, ...]:
 
 
 def _metadata(elem: Any, citation: Any, article: Any, pmid: str) -> Metadata:
-    ids = _article_ids(elem)
+    ids = _article_ids(elem, "PubmedData")
     doi = ids.get("doi")
     if doi is None:
-        for loc in article.iterfind("ELocationID"):
+        for loc in article.iterchildren("ELocationID"):
             if loc.get("EIdType") == "doi" and loc.text:
                 doi = loc.text.strip()
                 break
-    journal = article.find("Journal")
+    journal = _child(article, "Journal")
     return Metadata(
         pmid=pmid,
         pmcid=ids.get("pmc"),
         doi=doi,
-        journal=clean_text(journal.findtext("Title")) or None if journal is not None else None,
-        year=_year(journal.find("JournalIssue/PubDate")) if journal is not None else None,
-        mesh=_terms(citation.find("MeshHeadingList"), "DescriptorName"),
-        publication_types=_terms(article.find("PublicationTypeList"), "PublicationType"),
+        journal=clean_text(_text(journal, "Title")) or None,
+        year=_year(_child(journal, "JournalIssue", "PubDate")),
+        mesh=_terms(_child(citation, "MeshHeadingList"), "DescriptorName"),
+        publication_types=_terms(_child(article, "PublicationTypeList"), "PublicationType"),
         url=pubmed_url(pmid),
     )
 
 
 def _book_metadata(elem: Any, citation: Any, pmid: str) -> Metadata:
-    ids = _article_ids(elem)
-    book = citation.find("Book")
+    ids = _article_ids(elem, "PubmedBookData")
+    book = _child(citation, "Book")
     return Metadata(
         pmid=pmid,
         doi=ids.get("doi"),
-        journal=clean_text(book.findtext("BookTitle")) or None if book is not None else None,
-        year=_year(book.find("PubDate")) if book is not None else None,
-        publication_types=tuple(clean_text(p.text) for p in citation.iterfind("PublicationType") if p.text),
+        journal=clean_text(_text(book, "BookTitle")) or None,
+        year=_year(_child(book, "PubDate")),
+        publication_types=tuple(clean_text(p.text) for p in citation.iterchildren("PublicationType") if p.text),
         url=pubmed_url(pmid),
     )
 
@@ -167,23 +182,23 @@ def _terms(parent: Any, tag: str) -> tuple[str, ...]:
     return tuple(t.text.strip() for t in parent.iter(tag) if t.text)
 
 
-def _article_ids(elem: Any) -> dict[str, str]:
+def _article_ids(elem: Any, data: str) -> dict[str, str]:
+    """The record's own ids (``<data>/ArticleIdList``; reference lists hold other articles' ids)."""
     ids: dict[str, str] = {}
-    for path in ("PubmedData/ArticleIdList", "PubmedBookData/ArticleIdList"):
-        id_list = elem.find(path)
-        if id_list is None:
-            continue
-        for node in id_list.iter("ArticleId"):
-            kind = node.get("IdType")
-            if kind and node.text and kind not in ids:
-                ids[kind] = node.text.strip()
+    id_list = _child(elem, data, "ArticleIdList")
+    if id_list is None:
+        return ids
+    for node in id_list.iterchildren("ArticleId"):
+        kind = node.get("IdType")
+        if kind and node.text and kind not in ids:
+            ids[kind] = node.text.strip()
     return ids
 
 
 def _year(date: Any) -> int | None:
     if date is None:
         return None
-    text = date.findtext("Year") or date.findtext("MedlineDate") or ""
+    text = _text(date, "Year") or _text(date, "MedlineDate") or ""
     match = _YEAR.search(text)
     return int(match.group()) if match else None
 

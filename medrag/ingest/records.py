@@ -11,6 +11,7 @@ import codecs
 import gzip
 import io
 import logging
+import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 #: exceptions a damaged compressed stream raises while being read
 READ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
+_NEEDS_CLEAN = re.compile(r"[^\S ]|  ")  # whitespace other than a single space
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 31  # zlib: gzip header and trailer
 _BLOCK = 1 << 16
@@ -177,6 +179,8 @@ def clean_text(text: str | None) -> str:
     """Collapse every whitespace run to one space and strip."""
     if not text:
         return ""
+    if _NEEDS_CLEAN.search(text) is None:  # the common case in MEDLINE: one scan, no new string
+        return text.strip()
     return " ".join(text.split())
 
 
@@ -189,7 +193,9 @@ def flatten(element: Any, inline: frozenset[str] = frozenset()) -> str:
     """
     if element is None:
         return ""
-    if not inline or len(element) == 0:
+    if len(element) == 0:
+        return clean_text(element.text)
+    if not inline:
         return clean_text("".join(element.itertext()))
     parts: list[str] = []
     _collect(element, inline, parts)

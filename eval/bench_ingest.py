@@ -1,0 +1,219 @@
+"""PubMed ingest benchmark: our streaming parser vs pubmed-parser on the same synthetic baseline files.
+
+    python eval/bench_ingest.py                    # 30,000-citation file + a 10-file set (~2 GB of XML)
+    python eval/bench_ingest.py --citations 3000 --files 3   # quick look
+
+What is measured, each in a fresh process (so peak RSS is that run's own):
+
+* ``medrag parse``   — ``medrag.ingest.pubmed.parse``: XML → Documents (title, labelled abstract, metadata)
+* ``pubmed-parser``  — ``pubmed_parser.parse_medline_xml`` on the same files (the reference)
+* ``medrag ingest``  — the whole pipeline: parse → token-measured chunking → Arrow shards → manifest
+
+Throughput is citations per CPU-second of the measuring process (= per core; robust to other load on the
+machine), wall time is reported beside it. The synthetic files come from ``medrag.ingest.synthetic``
+(baseline-like structure and sizes, gzipped like NCBI's). Writes ``eval/results/ingest.md``,
+``ingest.json`` and ``ingest.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "eval" / "results"
+
+
+# ------------------------------------------------------------------------------------------ children
+
+
+def _child(mode: str, files: list[str]) -> dict:
+    """Run one measurement in this process and return its numbers."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    if mode == "ours":
+        from medrag.config import IngestConfig
+        from medrag.ingest.pubmed import parse
+        from medrag.ingest.records import Skips
+
+        cfg, skips, n = IngestConfig(source="pubmed"), Skips(), 0
+        for f in files:
+            for _ in parse(Path(f), cfg, skips):
+                n += 1
+    elif mode == "pubmed_parser":
+        import pubmed_parser
+
+        n = 0
+        for f in files:
+            for _ in pubmed_parser.parse_medline_xml(f):
+                n += 1
+    elif mode == "pipeline":
+        from medrag.ingest import ingest
+
+        out = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+        try:
+            report = ingest("pubmed", files, out, progress=False)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        n = report.documents + sum(report.skipped.values())
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "mode": mode,
+        "citations": n,
+        "cpu_s": time.process_time() - c0,
+        "wall_s": time.perf_counter() - t0,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def _measure(mode: str, files: list[Path]) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, *map(str, files)]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["rate"] = result["citations"] / result["cpu_s"]
+    print(f"  {mode:<14} {result['citations']:>8,} citations  {result['rate']:>8,.0f}/s per core  "
+          f"wall {result['wall_s']:6.1f}s  peak RSS {result['peak_rss_mb']:7.1f} MB", flush=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------------- driver
+
+
+def _inputs(workdir: Path, citations: int, files: int) -> list[Path]:
+    from medrag.ingest.synthetic import write_medline
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(1, files + 1):
+        path = workdir / f"pubmed99n{i:04d}-{citations}.xml.gz"
+        if not path.exists():
+            t = time.perf_counter()
+            tmp = path.with_name(path.name + ".tmp")
+            write_medline(tmp, citations, first_pmid=1 + (i - 1) * citations, seed=i, compress=True)
+            tmp.replace(path)
+            print(f"  generated {path.name} ({path.stat().st_size / 1e6:.0f} MB gz) in {time.perf_counter() - t:.0f}s")
+        paths.append(path)
+    return paths
+
+
+def _xml_megabytes(path: Path) -> float:
+    import gzip
+
+    with gzip.open(path, "rb") as fh:
+        return sum(len(b) for b in iter(lambda: fh.read(1 << 22), b"")) / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--citations", type=int, default=30_000, help="citations per file (baseline: ~30,000)")
+    ap.add_argument("--files", type=int, default=10, help="files in the large set (10 = 10x)")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "medrag-bench-ingest")
+    ap.add_argument("--no-pipeline-10x", action="store_true", help="skip the (slow) full pipeline on the 10x set")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child[0], args.child[1:])))
+        return
+    load_before = os.getloadavg()
+    print(f"generating inputs in {args.workdir} …", flush=True)
+    files = _inputs(args.workdir, args.citations, args.files)
+    xml_mb = _xml_megabytes(files[0])
+    runs = []
+    for label, subset in (("1 file", files[:1]), (f"{len(files)} files", files)):
+        print(f"{label}:", flush=True)
+        for mode in ("ours", "pubmed_parser", "pipeline"):
+            if mode == "pipeline" and len(subset) > 1 and args.no_pipeline_10x:
+                continue
+            runs.append({"input": label, "files": len(subset), **_measure(mode, subset)})
+    load_after = os.getloadavg()
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in load_after],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"citations_per_file": args.citations, "xml_mb_per_file": xml_mb, "machine": machine, "runs": runs}
+    (RESULTS / "ingest.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / "ingest.md").write_text(_markdown(payload))
+    _plot(payload, RESULTS / "ingest.png")
+    print(f"wrote {RESULTS / 'ingest.md'}")
+
+
+def _markdown(p: dict) -> str:
+    runs = p["runs"]
+    names = {"ours": "medrag parse (XML → Documents)", "pubmed_parser": "pubmed-parser parse_medline_xml",
+             "pipeline": "medrag ingest (parse + chunk + Arrow)"}
+    lines = [
+        "# PubMed ingest benchmark",
+        "",
+        f"Synthetic MEDLINE files from `medrag.ingest.synthetic`: {p['citations_per_file']:,} citations per file, "
+        f"{p['xml_mb_per_file']:.0f} MB of XML per file (gzipped on disk, like NCBI's baseline files). "
+        "Each row is one fresh process; throughput is citations per CPU-second of that process (= per core), "
+        "so it does not depend on other load; wall time is shown beside it.",
+        "",
+        "| input | implementation | citations | CPU s | citations/s per core | wall s | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['input']} | {names[r['mode']]} | {r['citations']:,} | {r['cpu_s']:.1f} | {r['rate']:,.0f} | "
+            f"{r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += ["", "| input | medrag parse ÷ pubmed-parser (per core) | peak RSS medrag parse | peak RSS pubmed-parser |",
+              "|---|---:|---:|---:|"]
+    for label in dict.fromkeys(r["input"] for r in runs):
+        by = {r["mode"]: r for r in runs if r["input"] == label}
+        if "ours" in by and "pubmed_parser" in by:
+            lines.append(f"| {label} | {by['ours']['rate'] / by['pubmed_parser']['rate']:.2f}× | "
+                         f"{by['ours']['peak_rss_mb']:.0f} MB | {by['pubmed_parser']['peak_rss_mb']:.0f} MB |")
+    m = p["machine"]
+    lines += [
+        "",
+        f"Machine: {m['cpus']} CPUs, Python {m['python']}, {m['platform']}; load average (1/5/15 min) "
+        f"{m['loadavg_before']} before and {m['loadavg_after']} after the run (the machine is shared).",
+        "",
+        "Reproduce: `python eval/bench_ingest.py` (options: `--citations`, `--files`, `--no-pipeline-10x`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plot(p: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(r["input"] for r in p["runs"]))
+    modes = [("ours", "medrag parse"), ("pubmed_parser", "pubmed-parser"), ("pipeline", "medrag ingest (full)")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(modes)
+    for k, (mode, name) in enumerate(modes):
+        rates = [next((r["rate"] for r in p["runs"] if r["input"] == lab and r["mode"] == mode), 0) for lab in labels]
+        rss = [next((r["peak_rss_mb"] for r in p["runs"] if r["input"] == lab and r["mode"] == mode), 0) for lab in labels]
+        xs = [i + k * width for i in range(len(labels))]
+        axes[0].bar(xs, rates, width, label=name)
+        axes[1].bar(xs, rss, width, label=name)
+    for ax, title in zip(axes, ("citations / s per core", "peak RSS (MB)"), strict=True):
+        ax.set_xticks([i + width for i in range(len(labels))], labels)
+        ax.set_title(title)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
