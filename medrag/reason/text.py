@@ -1,0 +1,149 @@
+"""Small pure text functions behind relevance, grounding and quoting.
+
+Terms are lower-cased alphanumeric words (hyphen/slash compounds also split into parts), English-stemmed
+with PyStemmer, without stopwords, question filler words or bare numbers. They are compared as sets.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from ..ingest.chunking import split_sentences
+
+__all__ = [
+    "terms",
+    "coverage",
+    "is_relevant",
+    "required_terms",
+    "support",
+    "sentences",
+    "best_quote",
+    "normalize_space",
+    "find_quote",
+]
+
+_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_WORD = re.compile(r"[a-z0-9]+(?:[-/][a-z0-9]+)*")
+_STOP = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each either few for from further had has have
+    having he her here hers him his how i if in into is it its itself just may me might more most must my
+    neither no nor not of off on once only or other our out over own per same she should so some such than
+    that the their them then there these they this those through to too under until up upon very was we were
+    what when where which while who whom why will with would you your yours
+    best better following likely first one two three patient patients man woman year years old male female
+    ml mg kg min day days week weeks month months please tell explain describe give recommended recommend
+    appropriate next step management treatment option options answer question""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=4096)
+def _stem(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
+def terms(text: str) -> frozenset[str]:
+    """Content terms of ``text`` (see module docstring)."""
+    out: set[str] = set()
+    for m in _WORD.finditer(text.lower()):
+        word = m.group()
+        parts = [word] + (re.split(r"[-/]", word) if ("-" in word or "/" in word) else [])
+        for part in parts:
+            if part in _STOP or part.isdigit() or len(part) < 2:
+                continue
+            out.add(_stem(part))
+    return frozenset(out)
+
+
+def coverage(question_terms: Iterable[str], text_terms: Iterable[str]) -> int:
+    """How many of the question's terms occur in the text."""
+    return len(set(question_terms) & set(text_terms))
+
+
+def required_terms(n_terms: int, min_coverage: float, max_required: int) -> int:
+    """Terms a chunk must share with an ``n_terms``-term question to count as relevant (>= 1)."""
+    if n_terms == 0 or min_coverage <= 0:
+        return 0
+    return max(1, min(max_required, math.ceil(min_coverage * n_terms)))
+
+
+def is_relevant(question: str, text: str, min_coverage: float, max_required: int) -> bool:
+    """The relevance floor of :class:`~medrag.config.LoopConfig` (lexical coverage of question terms)."""
+    q = terms(question)
+    need = required_terms(len(q), min_coverage, max_required)
+    return coverage(q, terms(text)) >= need
+
+
+def support(claim: str, evidence_terms: frozenset[str]) -> float:
+    """Fraction of the claim's content terms found in the evidence (1.0 for a claim without terms)."""
+    claim_terms = terms(claim)
+    if not claim_terms:
+        return 1.0
+    return len(claim_terms & evidence_terms) / len(claim_terms)
+
+
+def sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in split_sentences(text)]
+
+
+def normalize_space(text: str) -> str:
+    return " ".join(text.split())
+
+
+def find_quote(quote: str, text: str) -> str | None:
+    """The span of ``text`` equal to ``quote`` up to whitespace and case, or None if it does not occur."""
+    want = normalize_space(quote).strip(" \"'“”").lower()
+    if len(want) < 8:
+        return None
+    # map positions of the whitespace-normalised lower-case text back to the original
+    chars, index = [], []
+    prev_space = True
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if not prev_space:
+                chars.append(" ")
+                index.append(i)
+            prev_space = True
+            continue
+        chars.append(ch.lower())
+        index.append(i)
+        prev_space = False
+    flat = "".join(chars)
+    pos = flat.find(want)
+    if pos < 0:
+        return None
+    return text[index[pos]: index[pos + len(want) - 1] + 1]
+
+
+def best_quote(text: str, query: str, max_chars: int = 300, skip: Sequence[str] = ()) -> str:
+    """The sentence of ``text`` sharing the most terms with ``query`` (the more informative one on ties) — a
+    verbatim span of ``text`` (list markers trimmed, cut at a word boundary to ``max_chars``). Markdown
+    headings and sentences starting with one of ``skip`` (the chunk's section path, its title) are not quoted
+    unless nothing else is there."""
+    q = terms(query)
+    skipped = {normalize_space(s).lower() for s in skip if s}
+    best, best_score = "", -1.0
+    for sent in sentences(text):
+        sent = _LIST_MARK.sub("", sent).strip()
+        st = terms(sent)
+        norm = normalize_space(sent).lower()
+        if not st or norm.startswith("#") or any(norm.startswith(k) for k in skipped):
+            continue  # headings (the section path often opens a chunk) are not evidence
+        score = len(q & st) + (0.001 * min(len(st), 30))
+        if score > best_score:
+            best, best_score = sent, score
+    best = best or text.strip()
+    if len(best) > max_chars:
+        cut = best[:max_chars].rsplit(" ", 1)[0]
+        best = cut if cut else best[:max_chars]
+    return best.strip()
