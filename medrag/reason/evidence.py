@@ -74,6 +74,8 @@ class EvidenceSet:
     def __init__(self) -> None:
         self._by_label: dict[str, Evidence] = {}
         self._by_chunk: dict[str, Evidence] = {}
+        #: labels that were put in front of the model (only these may be cited)
+        self.shown: set[str] = set()
 
     def add(self, hits: Iterable[Hit]) -> list[Evidence]:
         """Register hits (known chunks keep their label); returns their Evidence in hit order."""
@@ -90,6 +92,11 @@ class EvidenceSet:
     def get(self, label: str) -> Evidence | None:
         return self._by_label.get(label.strip().upper())
 
+    def citable(self, label: str) -> Evidence | None:
+        """The evidence behind ``label`` if the model was shown it, else None."""
+        label = label.strip().upper()
+        return self._by_label.get(label) if label in self.shown else None
+
     def __len__(self) -> int:
         return len(self._by_label)
 
@@ -97,7 +104,8 @@ class EvidenceSet:
         return iter(self._by_label.values())
 
     def block(self, evidence: Sequence[Evidence], max_chars: int) -> str:
-        """The delimited data block for a prompt."""
+        """The delimited data block for a prompt (its labels count as shown to the model)."""
+        self.shown.update(ev.label for ev in evidence)
         if not evidence:
             return "<data>\n(no evidence found)\n</data>"
         return "<data>\n" + "\n".join(format_block(ev, max_chars) for ev in evidence) + "\n</data>"

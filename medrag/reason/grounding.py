@@ -1,6 +1,7 @@
 """Grounding checks: is a model's answer supported by the evidence it cites?
 
-1. Citation labels that name no evidence of this run are dropped (and removed from the text).
+1. Citation labels that name no evidence the model was shown in this run are dropped (and removed from
+   the text).
 2. Each kept citation gets a quote that really occurs in its chunk: the model's quote when it is verbatim
    (up to whitespace/case), otherwise the chunk sentence that best matches the claims citing it.
 3. Each answer sentence is *supported* when at least ``support_threshold`` of its content terms occur in
@@ -37,16 +38,16 @@ def ground(draft: FinalDraft, evidence: EvidenceSet, config: LoopConfig,
     """Check ``draft`` against ``evidence`` (see the module docstring)."""
     notes: list[str] = []
     labels = cited_labels(draft.answer) + [lab for lab, _ in draft.quotes]
-    unknown = sorted({lab for lab in labels if evidence.get(lab) is None})
+    unknown = sorted({lab for lab in labels if evidence.citable(lab) is None})
     answer = draft.answer
     if unknown:
-        notes.append(f"dropped citations to unknown evidence: {', '.join(unknown)}")
+        notes.append(f"dropped citations to evidence the model was not shown: {', '.join(unknown)}")
         answer = remove_labels(answer, unknown)
-    valid = [lab for lab in dict.fromkeys(labels) if evidence.get(lab) is not None]
+    valid = [lab for lab in dict.fromkeys(labels) if evidence.citable(lab) is not None]
     claims = _claims_by_label(answer)
     quotes = dict(draft.quotes)
     citations = []
-    for lab, ev in ((lab, evidence.get(lab)) for lab in valid):
+    for lab, ev in ((lab, evidence.citable(lab)) for lab in valid):
         if ev is None:
             continue
         quote = find_quote(quotes[lab], ev.hit.text) if lab in quotes else None
@@ -76,7 +77,7 @@ def _supported_fraction(answer: str, valid: list[str], evidence: EvidenceSet, th
     sents = [s for s in sentences(answer) if terms(strip_labels(s))]
     if not sents or not valid:
         return 0.0
-    term_cache = {lab: terms(ev.hit.title + " " + ev.hit.text) for lab in valid if (ev := evidence.get(lab))}
+    term_cache = {lab: terms(ev.hit.title + " " + ev.hit.text) for lab in valid if (ev := evidence.citable(lab))}
     all_terms = frozenset().union(*term_cache.values())
     ok = 0
     for sent in sents:

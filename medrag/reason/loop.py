@@ -172,4 +172,4 @@ class FollowUpLoop(_Base):
 
 
 def _labels_in(text: str, r: Runner) -> list[str]:
-    return [lab for lab in cited_labels(text) if r.evidence.get(lab) is not None]
+    return [lab for lab in cited_labels(text) if r.evidence.citable(lab) is not None]

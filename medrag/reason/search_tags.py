@@ -109,4 +109,6 @@ class SearchTagLoop(_Base):
 
 
 def _blocks(r: Runner, hits: Sequence[Any]) -> list[str]:
-    return [format_block(ev, r.config.evidence_chars) for ev in r.evidence.add(hits)]
+    evs = r.evidence.add(hits)
+    r.evidence.shown.update(ev.label for ev in evs)
+    return [format_block(ev, r.config.evidence_chars) for ev in evs]
