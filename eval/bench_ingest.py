@@ -66,14 +66,25 @@ def _child(mode: str, files: list[str]) -> dict:
         n = report.documents + sum(report.skipped.values())
     else:
         raise SystemExit(f"unknown mode {mode}")
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "mode": mode,
         "citations": n,
         "cpu_s": time.process_time() - c0,
         "wall_s": time.perf_counter() - t0,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). ``ru_maxrss`` would include the parent's RSS at fork time."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _measure(mode: str, files: list[Path]) -> dict:

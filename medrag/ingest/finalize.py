@@ -129,10 +129,50 @@ def _notice_units(receipts: list[dict[str, Any]], key: str) -> pa.Table:
 def _lookup_unit(doc_ids: pa.Array, notices: pa.Table) -> np.ndarray:
     """Per occurrence, the unit of the matching notice, or -1."""
     if notices.num_rows == 0:
-        return np.full(len(doc_ids), -1, dtype=np.int64)
+        return np.full(len(doc_ids), -1, dtype=np.int32)
     idx = pc.index_in(doc_ids, value_set=notices.column("doc_id"))
     units = pc.take(notices.column("unit"), idx)
-    return pc.fill_null(units.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+    return pc.fill_null(units, -1).to_numpy(zero_copy_only=False)
+
+
+_REASONS = ("", "replaced", "duplicate_id", "deleted")  # codes 0..3 of the per-occurrence reason array
+
+
+def _winners(ids: pa.Array, keep_last: bool) -> dict[int, int]:
+    """Ordinal → winning ordinal, for the occurrences of ids that occur more than once.
+
+    A stable sort brings equal ids together (ordinals ascending within a run); only the few duplicated ids
+    are handled in Python. Memory: the sort permutation and a sorted copy of the ids, ~40 bytes per document.
+    """
+    n = len(ids)
+    if n < 2:
+        return {}
+    order = pc.sort_indices(ids)
+    ranked = pc.take(ids, order)
+    equal = pc.equal(ranked.slice(1), ranked.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    del ranked
+    positions = np.flatnonzero(equal)
+    if len(positions) == 0:
+        return {}
+    order_np = order.to_numpy()
+    winners: dict[int, int] = {}
+    run: list[int] = []
+    for p in positions.tolist():
+        if run and p != run[-1]:  # p starts a new run of equal ids
+            _settle(run, order_np, keep_last, winners)
+            run = []
+        if not run:
+            run.append(p)
+        run.append(p + 1)
+    _settle(run, order_np, keep_last, winners)
+    return winners
+
+
+def _settle(run: list[int], order: np.ndarray, keep_last: bool, winners: dict[int, int]) -> None:
+    members = sorted(int(order[i]) for i in run)
+    best = members[-1] if keep_last else members[0]
+    for m in members:
+        winners[m] = best
 
 
 def plan_drops(
@@ -140,36 +180,30 @@ def plan_drops(
 ) -> DropPlan:
     occ, total_rows = _occurrences(work, shards)
     n = occ.num_rows
+    ids = occ.column("doc_id").combine_chunks()
     starts = occ.column("start").to_numpy()
-    ends = np.append(starts[1:], total_rows) if n else starts
-    unit = occ.column("unit").to_numpy().astype(np.int64)
-    ordinal = pa.array(np.arange(n, dtype=np.int64))
-    keyed = pa.table({"doc_id": occ.column("doc_id"), "ord": ordinal})
-    how = "max" if spec.supersede else "min"
-    groups = keyed.group_by("doc_id").aggregate([("ord", how), ("ord", "count")])
-    groups = groups.filter(pc.greater(groups.column("ord_count"), 1))
-    winner = np.full(n, -1, dtype=np.int64)  # winning ordinal of each duplicated occurrence
-    if groups.num_rows:
-        idx = pc.index_in(occ.column("doc_id"), value_set=groups.column("doc_id"))
-        winner = pc.fill_null(pc.take(groups.column(f"ord_{how}"), idx), -1).to_numpy(zero_copy_only=False)
-    ords = np.arange(n, dtype=np.int64)
-    loser = (winner >= 0) & (winner != ords)
-    reason = np.full(n, "", dtype=object)
-    if n:
-        same_unit = loser & (unit[np.maximum(winner, 0)] == unit)
-        reason[loser] = "replaced" if spec.supersede else "duplicate_id"
-        reason[same_unit] = "duplicate_id"
+    unit = occ.column("unit").to_numpy()
+    del occ
+    reason = np.zeros(n, dtype=np.int8)
+    loser = np.zeros(n, dtype=bool)
+    for ordinal, best in _winners(ids, keep_last=spec.supersede).items():
+        if ordinal != best:
+            loser[ordinal] = True
+            same = unit[best] == unit[ordinal]
+            reason[ordinal] = 2 if same or not spec.supersede else 1
     if spec.supersede and n:
-        deleted_in = _lookup_unit(occ.column("doc_id"), _notice_units(receipts, "deleted"))
-        newer_empty = _lookup_unit(occ.column("doc_id"), _notice_units(receipts, "ids_without_chunks"))
+        deleted_in = _lookup_unit(ids, _notice_units(receipts, "deleted"))
         deleted = ~loser & (deleted_in >= unit)
-        reason[deleted] = "deleted"
-        replaced = ~loser & ~deleted & (newer_empty > unit)
-        reason[replaced] = "replaced"
-    dropped = reason != ""
-    counts: Counter[str] = Counter(reason[dropped].tolist())
-    ranges = [(int(starts[i]), int(ends[i])) for i in np.flatnonzero(dropped)]
-    return DropPlan(ranges=ranges, counts=counts, live_documents=int(n - dropped.sum()))
+        reason[deleted] = 3
+        del deleted_in
+        newer_empty = _lookup_unit(ids, _notice_units(receipts, "ids_without_chunks"))
+        reason[~loser & (reason == 0) & (newer_empty > unit)] = 1
+    dropped = np.flatnonzero(reason)
+    codes, numbers = np.unique(reason[dropped], return_counts=True)
+    counts: Counter[str] = Counter({_REASONS[c]: int(k) for c, k in zip(codes, numbers, strict=True)})
+    ends = np.append(starts[1:], total_rows)
+    ranges = [(int(starts[i]), int(ends[i])) for i in dropped]
+    return DropPlan(ranges=ranges, counts=counts, live_documents=int(n - len(dropped)))
 
 
 # ---------------------------------------------------------------------------------------- publishing

@@ -17,7 +17,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,11 +177,25 @@ def _run_units(
     with bar:
         if config.workers == 1 or len(todo) == 1:
             for unit in todo:
-                receipt = run_unit(unit, out, config, params_fp)
-                bar.update(unit.size)
+                tracker = _Progress(bar, unit)
+                receipt = run_unit(unit, out, config, params_fp, on_progress=tracker)
+                bar.update(max(unit.size - tracker.done, 0))
                 yield receipt
             return
         yield from _run_pool(todo, out, config, params_fp, bar)
+
+
+class _Progress:
+    """Moves the byte bar as a unit's files finish and shows the records parsed so far."""
+
+    def __init__(self, bar: Any, unit: Unit) -> None:
+        self.bar, self.unit, self.done = bar, unit, 0
+
+    def __call__(self, nbytes: int, records: int) -> None:
+        self.done += nbytes
+        self.bar.update(nbytes)
+        if records:
+            self.bar.set_postfix_str(f"{self.unit.prefix}: {records:,} records", refresh=False)
 
 
 def _run_pool(
@@ -209,8 +223,15 @@ def _run_pool(
             raise
 
 
-def run_unit(unit: Unit, out: Path, config: IngestConfig, params_fp: str) -> dict[str, Any]:
-    """Parse, chunk and shard one unit; write its receipt last. Returns the receipt."""
+def run_unit(
+    unit: Unit, out: Path, config: IngestConfig, params_fp: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Parse, chunk and shard one unit; write its receipt last. Returns the receipt.
+
+    ``on_progress(bytes, docs)`` (serial runs) hears of input bytes finished (file by file) and, every
+    1,000 records, of the documents parsed so far in this unit.
+    """
     from .chunking import Chunker
 
     spec = get_source(config.source)
@@ -222,7 +243,9 @@ def run_unit(unit: Unit, out: Path, config: IngestConfig, params_fp: str) -> dic
     without_chunks: list[str] = []
     documents = chunks = 0
     with ShardWriter(work, unit.prefix, shard_rows=config.shard_rows) as writer:
-        for record in _records(unit, config, skips):
+        for n, record in enumerate(_records(unit, config, skips, on_progress), 1):
+            if on_progress is not None and n % 1000 == 0:
+                on_progress(0, n)
             if isinstance(record, Deleted):
                 deleted.append(record.doc_id)
                 continue
@@ -251,10 +274,14 @@ def run_unit(unit: Unit, out: Path, config: IngestConfig, params_fp: str) -> dic
     return receipt
 
 
-def _records(unit: Unit, config: IngestConfig, skips: Skips) -> Iterator[Document | Deleted]:
+def _records(
+    unit: Unit, config: IngestConfig, skips: Skips, on_progress: Callable[[int, int], None] | None
+) -> Iterator[Document | Deleted]:
     parse = get_source(config.source).parser()
     for path in unit.files:
         yield from parse(path, config, skips)
+        if on_progress is not None:
+            on_progress(path.stat().st_size, 0)
 
 
 def _remove_unit_shards(work: Path, unit: Unit) -> None:
