@@ -44,7 +44,7 @@ def write_table(out: Path) -> Path:
         "|---|---|---|---|---|---|---|---|",
         f"| majority class (always \"{s0['majority_label']}\") | – | {s0['n']} | {_pct(s0['majority_baseline'])} | – | – | – | – |",
     ]
-    for name, s, cfg, t, model, _ in rows:
+    for name, s, cfg, _t, model, _ in rows:
         preds = ", ".join(f"{k} {v}" for k, v in s["prediction_distribution"].items())
         lines.append(
             f"| {model}, {cfg['few_shot']}-shot completion | {name} | {s['n']} | {_pct(s['accuracy'])} "

@@ -72,6 +72,10 @@ def _index_config(path: Path | None) -> Any:
               help="Where ingested corpora, indexes and generations are cached (default: OUT/.cache).")
 @click.option("--ignore-identical-ids/--keep-identical-ids", default=None,
               help="Drop hits whose doc id equals the query id (default: on for beir, off for r2med).")
+@click.option("--loop-rounds", type=int, default=None,
+              help="--expand reason: follow-up rounds of the loop (default: LoopConfig's).")
+@click.option("--loop-queries", type=int, default=None,
+              help="--expand reason: follow-up queries per round (default: LoopConfig's).")
 @click.option("--name", default=None, help="System name for this run (default: mode[+expansion@model]).")
 @click.option("--from-hub", is_flag=True, help="Download the R2MED task(s) from the Hugging Face hub into --data.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
@@ -80,7 +84,7 @@ def retrieval_cmd(benchmark: str, data: Path | None, tasks: tuple[str, ...], mod
                   depth: int, expand: str | None, llm: str | None, profile: str | None, expansion_tokens: int,
                   expansions: Path | None,
                   index_config: Path | None, cache_dir: Path | None, ignore_identical_ids: bool | None,
-                  name: str | None, from_hub: bool, quiet: bool, as_json: bool) -> None:
+                  loop_rounds: int | None, loop_queries: int | None, name: str | None, from_hub: bool, quiet: bool, as_json: bool) -> None:
     """nDCG@10/@100, Recall@10/@100, MAP, MRR of a retrieval mode on R2MED tasks or a BEIR folder.
 
     One index per task is built and cached; the TREC run, per-query metrics and results.json (config,
@@ -104,12 +108,14 @@ def retrieval_cmd(benchmark: str, data: Path | None, tasks: tuple[str, ...], mod
         ignore_identical_ids=(benchmark == "beir") if ignore_identical_ids is None else ignore_identical_ids,
     )
     loaded = load_tasks(benchmark, data, tasks, split=split)
+    loop_config = _loop_config(loop_rounds, loop_queries) if expand == "reason" else None
     model = _load_llm(llm, profile) if expand and not expansions else None
     outcomes = []
     try:
         for task in loaded:
             outcomes.append(evaluate_task(task, config, out, cache_dir=cache_dir, name=name, llm=model,
-                                          index_config=_index_config(index_config), progress=not quiet and not as_json))
+                                          index_config=_index_config(index_config), loop_config=loop_config,
+                                          progress=not quiet and not as_json))
     finally:
         if model is not None:
             model.close()
@@ -118,6 +124,15 @@ def retrieval_cmd(benchmark: str, data: Path | None, tasks: tuple[str, ...], mod
         emit_json({"runs": [o.to_dict() for o in outcomes], "summary": summary})
         return
     _print_retrieval(outcomes)
+
+
+def _loop_config(rounds: int | None, queries: int | None) -> Any:
+    import dataclasses
+
+    from ..config import LoopConfig
+
+    base = LoopConfig()
+    return dataclasses.replace(base, rounds=rounds or base.rounds, queries_per_round=queries or base.queries_per_round)
 
 
 def _print_retrieval(outcomes: list[Any]) -> None:

@@ -74,8 +74,10 @@ def _llm_key(llm: Any) -> dict[str, Any]:
 def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, llm: Any = None,
                    max_tokens: int = 128, precomputed: Mapping[str, str] | None = None,
                    reason: Callable[[str], str] | None = None, batch: int = 8,
-                   progress: Callable[[int], None] | None = None) -> dict[str, str]:
-    """Query id -> expansion text (generated, cached, or precomputed)."""
+                   progress: Callable[[int], None] | None = None,
+                   key_extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Query id -> expansion text (generated, cached, or precomputed). ``key_extra`` joins the cache key
+    (the loop config of the ``reason`` expansion)."""
     if precomputed is not None:
         missing = sorted(set(queries) - set(precomputed))
         if missing:
@@ -83,7 +85,8 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
         return {q: precomputed[q] for q in queries}
     if llm is None:
         raise EvaluationError(f"expansion {method!r} needs an LLM (--llm) or precomputed --expansions")
-    key = {"method": "passage" if method in ("hyde", "query2doc") else method, **_llm_key(llm), "max_tokens": max_tokens}
+    key = {"method": "passage" if method in ("hyde", "query2doc") else method, **_llm_key(llm),
+           "max_tokens": max_tokens, **dict(key_extra or {})}
     cache = ItemCache(cache_dir / f"expansions-{config_fingerprint(key)}.jsonl")
     todo = [q for q in sorted(queries) if q not in cache]
     if progress:
@@ -96,7 +99,7 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
             texts = [reason(queries[q]) for q in part]
         else:
             texts = _passages(llm, [queries[q] for q in part], max_tokens)
-        for q, text in zip(part, texts):
+        for q, text in zip(part, texts, strict=True):
             cache.put(q, text)
         if progress:
             progress(len(part))

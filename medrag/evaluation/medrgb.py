@@ -307,14 +307,16 @@ def _robustness(question: MedRGBQuestion, p_sig: int, n_docs: int, n_correct: in
 
 
 def build_instances(questions: Iterable[MedRGBQuestion], scenario: str, p_sigs: Sequence[int] = SIGNAL_PERCENTAGES,
-                    *, n_docs: int = 10, n_signal_standard: int = 5, seed: int = 42) -> list[MedRGBInstance]:
+                    *, n_docs: int = 10, n_signal_standard: int = 5, seed: int = 42,
+                    noise_pool: Sequence[Doc] | None = None) -> list[MedRGBInstance]:
     """Instances of ``scenario`` for every question and signal percentage (standard: one per question;
-    integration skips p_sig = 0, which has no signal document to ask about)."""
+    integration skips p_sig = 0, which has no signal document to ask about). Noise documents come from
+    ``noise_pool`` (default: all given questions' signal documents)."""
     questions = list(questions)
     bad = [p for p in p_sigs if p not in SIGNAL_PERCENTAGES]
     if bad:
         raise ConfigError(f"p_sig must be among {SIGNAL_PERCENTAGES}, got {bad}")
-    pool = [d for q in questions for d in q.signal]
+    pool = list(noise_pool) if noise_pool is not None else [d for q in questions for d in q.signal]
     if scenario == "standard":
         p_sigs = (100,)
     elif scenario == "integration":

@@ -184,8 +184,8 @@ def score_response(instance: MedRGBInstance, response: str) -> dict[str, Any]:
         "noise_detected": len(set(instance.noise_ids) & irrelevant),
         "adversarial_shown": len(instance.adversarial_ids),
         "adversarial_detected": len(set(instance.adversarial_ids) & flagged),
-        "sub_em": [exact_match(str(g.get("answer", "")), s.answer) if g else 0.0 for s, g in zip(instance.sub_qas, subs)],
-        "sub_f1": [token_f1(str(g.get("answer", "")), s.answer) if g else 0.0 for s, g in zip(instance.sub_qas, subs)],
+        "sub_em": [exact_match(str(g.get("answer", "")), s.answer) if g else 0.0 for s, g in zip(instance.sub_qas, subs, strict=True)],
+        "sub_f1": [token_f1(str(g.get("answer", "")), s.answer) if g else 0.0 for s, g in zip(instance.sub_qas, subs, strict=True)],
     }
 
 

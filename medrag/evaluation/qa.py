@@ -39,6 +39,7 @@ __all__ = [
     "accuracy_summary",
     "PUBMEDQA_URL",
     "MIRAGE_URL",
+    "pubmedqa_as_beir",
 ]
 
 PUBMEDQA_URL = "https://github.com/pubmedqa/pubmedqa (data/ori_pqal.json)"
@@ -231,7 +232,7 @@ def accuracy_summary(golds: Sequence[str], predictions: Sequence[str | None], *,
     if len(golds) != len(predictions):
         raise InputError("golds and predictions differ in length")
     n = len(golds)
-    correct = [int(g == p) for g, p in zip(golds, predictions)]
+    correct = [int(g == p) for g, p in zip(golds, predictions, strict=True)]
     acc = sum(correct) / n if n else 0.0
     majority_label, majority_count = Counter(golds).most_common(1)[0] if n else ("", 0)
     name = dict(labels or {})
@@ -260,3 +261,21 @@ def _bootstrap_std(correct: Sequence[int], rounds: int, seed: int) -> float | No
     means = [sum(correct[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds)]
     mu = math.fsum(means) / rounds
     return math.sqrt(math.fsum((m - mu) ** 2 for m in means) / (rounds - 1)) if rounds > 1 else 0.0
+
+
+def pubmedqa_as_beir(items: Sequence[QAItem], out: str | Path) -> Path:
+    """Write PubMedQA items as a BEIR retrieval folder: each question must retrieve its own abstract.
+
+    Corpus ids are ``pmid<PMID>`` (distinct from the query ids, the PMIDs), qrels grade 1; ``out`` is returned.
+    """
+    out = Path(out)
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for it in items:
+            fh.write(json.dumps({"_id": f"pmid{it.item_id}", "title": "", "text": it.context}, ensure_ascii=False) + "\n")
+    with open(out / "queries.jsonl", "w", encoding="utf-8") as fh:
+        for it in items:
+            fh.write(json.dumps({"_id": it.item_id, "text": it.question}, ensure_ascii=False) + "\n")
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{it.item_id}\tpmid{it.item_id}\t1" for it in items]
+    (out / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

@@ -49,9 +49,9 @@ def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
     import sys
+
+    from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="item", file=sys.stderr, disable=not enabled)
 
@@ -96,7 +96,7 @@ def _answer_batch(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retri
     prompts = [_qa_prompt(item, config, llm, retriever) for item in batch]
     stop = ("\n",) if _is_completion(llm) else ()
     texts = _generate(llm, prompts, config.max_tokens, stop)
-    return [{"text": t, "prediction": parse_answer(t, item.options)} for t, item in zip(texts, batch)]
+    return [{"text": t, "prediction": parse_answer(t, item.options)} for t, item in zip(texts, batch, strict=True)]
 
 
 def run_qa(items: Sequence[QAItem], config: QAEvalConfig, out: str | Path, llm: Any, *, retriever: Any = None,
@@ -113,7 +113,7 @@ def run_qa(items: Sequence[QAItem], config: QAEvalConfig, out: str | Path, llm: 
     bar = _progress(len(items), f"{config.benchmark}", progress)
     bar.update(len(items) - len(todo))
     for batch in _batches(todo, BATCH):
-        for item, result in zip(batch, _answer_batch(batch, config, llm, retriever, loop_factory)):
+        for item, result in zip(batch, _answer_batch(batch, config, llm, retriever, loop_factory), strict=True):
             cache.put(item.item_id, {**result, "gold": item.answer, "dataset": item.dataset})
         bar.update(len(batch))
     bar.close()
@@ -158,9 +158,10 @@ def run_medrgb(questions: Sequence[MedRGBQuestion], config: MedRGBEvalConfig, ou
                progress: bool = True) -> dict[str, Any]:
     """Build the scenario's instances, answer them (resuming), score, and write ``results.json``."""
     out = Path(out)
+    pool = [d for q in questions for d in q.signal]  # noise comes from every question, also under --limit
     questions = list(questions)[: config.limit] if config.limit else list(questions)
     instances = build_instances(questions, config.scenario, config.p_sig, n_docs=config.n_docs,
-                                n_signal_standard=config.n_signal_standard, seed=config.seed)
+                                n_signal_standard=config.n_signal_standard, seed=config.seed, noise_pool=pool)
     if not instances:
         raise EvaluationError("no MedRGB instances to evaluate (no questions, or integration with p_sig 0 only)")
     gen_config = {k: v for k, v in config_to_dict(config).items() if k not in ("limit", "p_sig")}
@@ -172,7 +173,7 @@ def run_medrgb(questions: Sequence[MedRGBQuestion], config: MedRGBEvalConfig, ou
     bar.update(len(instances) - len(todo))
     for batch in _batches(todo, BATCH):
         texts = _generate(llm, [_medrgb_prompt(i, config, llm) for i in batch], config.max_tokens, ())
-        for inst, text in zip(batch, texts):
+        for inst, text in zip(batch, texts, strict=True):
             cache.put(inst.key, {"text": text})
         bar.update(len(batch))
     bar.close()

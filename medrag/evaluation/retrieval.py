@@ -113,7 +113,7 @@ def _run_queries(retriever: Any, queries: Mapping[str, str], config: RetrievalEv
     k = config.depth * config.chunk_oversample
     for start in range(0, len(todo), _SEARCH_BATCH):
         part = todo[start:start + _SEARCH_BATCH]
-        for qid, hits in zip(part, retriever.batch_search([queries[q] for q in part], k=k)):
+        for qid, hits in zip(part, retriever.batch_search([queries[q] for q in part], k=k), strict=True):
             cache.put(qid, aggregate_hits(hits, config.depth))
         bar(len(part))
     return {q: cache.get(q) for q in queries}
@@ -153,7 +153,8 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
         reason = reason_expansion(retriever, llm, loop_config) if config.expand == "reason" and llm else None
         expansions = expand_queries(queries, config.expand, cache_dir / "expansions" / _safe(task.name), llm=llm,
                                     max_tokens=config.expansion_max_tokens, precomputed=precomputed,
-                                    reason=reason, progress=bar.update)
+                                    reason=reason, progress=bar.update,
+                                    key_extra={"loop": _loop_dict(loop_config)} if config.expand == "reason" else None)
         bar.close()
         queries = {q: compose_query(config.expand, text, expansions[q], config.query2doc_repeat)
                    for q, text in queries.items()}
@@ -178,10 +179,17 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
         "seconds": round(time.perf_counter() - t0, 2),
         "files": {"run": "run.trec", "qrels": "qrels.txt", "per_query": "per_query.json"},
         **provenance(eval_dict, index_config=config_to_dict(index_cfg), index=_index_facts(index_dir, retriever),
-                     llm=_llm_name(llm) if config.expand and not config.expansions else None),
+                     llm=_llm_name(llm) if config.expand and not config.expansions else None,
+                     loop_config=_loop_dict(loop_config) if config.expand == "reason" else None),
     }
     atomic_write_json(task_dir / "results.json", results)
     return RetrievalOutcome(task.name, system, scores.aggregate, scores.num_queries, task_dir)
+
+
+def _loop_dict(loop_config: Any) -> dict[str, Any]:
+    from ..config import LoopConfig
+
+    return config_to_dict(loop_config or LoopConfig())
 
 
 def _llm_name(llm: Any) -> str | None:
