@@ -277,7 +277,8 @@ class BM25Config:
 
     Tokenizer: text is lower-cased (``lowercase``); Greek letters become their names (``greek="expand"``:
     "β-blocker" → "beta-blocker") or stay as they are (``"keep"``); a hyphenated term ("beta-blocker",
-    "COVID-19") yields its parts and, with ``hyphens="both"``, also the joined compound ("betablocker");
+    "COVID-19") yields its parts (``hyphens="split"``, chosen on the dev queries) and, with ``hyphens="both"``,
+    also the joined compound ("betablocker");
     decimal numbers and doses ("2.5", "0.5mg") stay whole; ``stopwords`` is ``"en"`` (bm25s' English list),
     ``"none"`` or an explicit tuple; ``stemmer`` is a PyStemmer language or ``None``. ``fields`` are the chunk
     columns joined into the indexed text.
@@ -290,7 +291,7 @@ class BM25Config:
     idf_method: str | None = None
     lowercase: bool = True
     greek: str = "expand"
-    hyphens: str = "both"
+    hyphens: str = "split"
     stopwords: str | tuple[str, ...] = "en"
     stemmer: str | None = "english"
     min_token_length: int = 1

@@ -5,8 +5,8 @@ Rules (all recorded in the index manifest through ``BM25Config``):
 - lower-casing (``lowercase``);
 - Greek letters become their names (``greek="expand"``): "β-blocker" → "beta-blocker", "TNF-α" → "tnf-alpha",
   so a query spelled either way matches; ``"keep"`` leaves them as letters;
-- a token is a run of letters/digits; hyphens join runs into a compound ("beta-blocker", "COVID-19",
-  "CHA2DS2-VASc") that yields its parts, plus the joined form ("betablocker") with ``hyphens="both"``;
+- a token is a run of letters/digits, so a hyphenated term ("beta-blocker", "COVID-19", "CHA2DS2-VASc")
+  yields its parts; with ``hyphens="both"`` it also yields the joined form ("betablocker", "covid19");
 - a decimal number stays whole ("2.5", "0.625"), so doses are not split into two integers;
 - stopwords are dropped (checked before stemming, as bm25s does), then words are stemmed with PyStemmer.
 
@@ -39,6 +39,8 @@ _GREEK_TABLE = str.maketrans({k: f"-{v}-" for k, v in {**GREEK, **_GREEK_UPPER}.
 
 # a run of word characters, joined to further runs by hyphens or (between digits) by a decimal point
 _TOKEN = re.compile(r"[^\W_]+(?:(?:-+|(?<=\d)\.(?=\d))[^\W_]+)*")
+# the same without hyphen joining (``hyphens="split"``: parts only, no Python post-processing)
+_TOKEN_PARTS = re.compile(r"[^\W_]+(?:(?<=\d)\.(?=\d)[^\W_]+)*")
 _HYPHENS = re.compile(r"-+")
 
 
@@ -103,9 +105,10 @@ class BiomedicalTokenizer:
 
     def split(self, text: str) -> list[str]:
         """Surface tokens of normalised text: parts of hyphenated compounds (+ the joined form), decimals whole."""
-        raw = _TOKEN.findall(text)
-        if "-" not in text:
+        if not self._both or "-" not in text:
+            raw = _TOKEN_PARTS.findall(text)
             return [t for t in raw if len(t) >= self._min] if self._min > 1 else raw
+        raw = _TOKEN.findall(text)
         out: list[str] = []
         for tok in raw:
             if "-" in tok:

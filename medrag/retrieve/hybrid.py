@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = ["MODES", "HybridRetriever", "load_index"]
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "bm25", "dense")
+_QUERY_CACHE = 4096
 Rows = tuple[np.ndarray, np.ndarray]
 
 
@@ -41,6 +43,7 @@ class _Dense:
         self.config = config
         self._index: Any = None
         self._encoder: Any = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def index(self) -> Any:
@@ -56,6 +59,19 @@ class _Dense:
         return self._index
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
+        """Query vectors; recently seen queries come from a small LRU (reasoning loops repeat queries)."""
+        found = {q: self._cache[q] for q in queries if q in self._cache}
+        missing = [q for q in dict.fromkeys(queries) if q not in found]
+        if missing:
+            found.update(zip(missing, self._encode(missing)))
+        for q, vector in found.items():
+            self._cache[q] = vector
+            self._cache.move_to_end(q)
+        while len(self._cache) > _QUERY_CACHE:
+            self._cache.popitem(last=False)
+        return np.stack([found[q] for q in queries])
+
+    def _encode(self, queries: list[str]) -> np.ndarray:
         if self._encoder is None:
             from ..index.encoder import load_encoder
 
@@ -65,7 +81,7 @@ class _Dense:
                     f"{self.path}: query encoder dimension {self._encoder.dim} differs from the index's "
                     f"{self.manifest['dense']['dim']}"
                 )
-        return self._encoder.encode_queries(list(queries))
+        return self._encoder.encode_queries(queries)
 
 
 class HybridRetriever:
