@@ -117,14 +117,7 @@ def ingest(
     if not resume:
         shutil.rmtree(work, ignore_errors=True)
     _prune(work, units)
-    receipts: dict[str, dict[str, Any]] = {}
-    todo = []
-    for unit in units:
-        receipt = load_valid_receipt(work, unit, params_fp)
-        if receipt is None:
-            todo.append(unit)
-        else:
-            receipts[unit.prefix] = receipt
+    receipts, todo = _done_and_todo(work, units, params_fp)
     log.info("%s: %d units, %d already done", out, len(units), len(receipts))
     for receipt in _run_units(todo, out, config, params_fp, progress=progress):
         receipts[receipt["unit"]] = receipt
@@ -145,6 +138,21 @@ def ingest(
         fingerprint=manifest["fingerprint"],
         seconds=time.perf_counter() - started,
     )
+
+
+def _done_and_todo(
+    work: Path, units: list[Unit], params_fp: str
+) -> tuple[dict[str, dict[str, Any]], list[Unit]]:
+    """Receipts of the units that verify, and the units still to run."""
+    receipts: dict[str, dict[str, Any]] = {}
+    todo = []
+    for unit in units:
+        receipt = load_valid_receipt(work, unit, params_fp)
+        if receipt is None:
+            todo.append(unit)
+        else:
+            receipts[unit.prefix] = receipt
+    return receipts, todo
 
 
 def _prune(work: Path, units: list[Unit]) -> None:

@@ -79,3 +79,12 @@ def test_real_jats_articles(shared_data):
     assert "Results > Effect of allelic variation in holin sequence" in bmc_headings
     assert "Materials and Methods > Chemicals" in [s.heading for s in plos.sections]
     assert bmc.metadata.pmid == "21810267" and bmc.metadata.license == "http://creativecommons.org/licenses/by/2.0"
+
+
+def test_invalid_utf8_article_skipped_others_kept(pmc_dir, tmp_path):
+    good = (pmc_dir / "articleset.xml").read_bytes()
+    bad = good.replace(b"Warfarin needs INR", b"Warfarin \xc3\x28 needs INR")
+    path = tmp_path / "set.xml"
+    path.write_bytes(bad)
+    docs, skips = _parse(path)
+    assert [d.doc_id for d in docs] == ["pmc:PMC900300"] and skips == {"invalid_utf8": 1}
