@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..config import ModelProfile
 from ..errors import ConfigError, LLMError
@@ -34,7 +34,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ChatMessage = Mapping[str, str]
-Prompt = Union[str, Sequence[ChatMessage]]
+Prompt = str | Sequence[ChatMessage]
 
 _ROLES = ("system", "user", "assistant")
 

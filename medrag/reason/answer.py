@@ -119,7 +119,7 @@ def _evidence_answer(ctx: AnswerContext, relevant: list[Evidence], lead: str, *,
     shown = relevant[: ctx.config.evidence_shown]
     citations = tuple(ev.citation(ev.quote(ctx.question)) for ev in shown)
     lines = [lead, "", "Most relevant evidence:"]
-    for i, (ev, cit) in enumerate(zip(shown, citations), 1):
+    for i, (ev, cit) in enumerate(zip(shown, citations, strict=True), 1):
         lines.append(f"[{i}] \"{cit.quote}\" — {ev.source_line()}")
     option = favoured_option(ctx.options, shown, ctx.question) if ctx.options else None
     if option is not None:

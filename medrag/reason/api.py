@@ -60,7 +60,7 @@ def ask(question: str, *, index: str | os.PathLike[str] | Retriever = "indexes/d
     shows evidence rather than answering), or an :class:`~medrag.llm.LLM` you created (not closed here).
     ``options``: multiple-choice options (``{"A": "...", ...}`` or a list). ``mode``: ``followup`` (i-MedRAG
     loop, ``rounds`` x ``queries_per_round``), ``rag`` (single pass) or ``search-tags``. ``k``: chunks per
-    query. Other keyword arguments set :class:`~medrag.config.LoopConfig` fields (``final_k=``,
+    query (in ``rag`` mode: chunks for the question, i.e. ``final_k``). Other keyword arguments set :class:`~medrag.config.LoopConfig` fields (``final_k=``,
     ``max_searches=`` …) or, when ``llm`` is a spec, :class:`~medrag.config.LLMConfig` fields
     (``n_threads=``, ``read_timeout=`` …).
     """
@@ -69,6 +69,8 @@ def ask(question: str, *, index: str | os.PathLike[str] | Retriever = "indexes/d
     unknown = sorted(set(kw) - set(loop_kw) - set(llm_kw))
     if unknown:
         raise ConfigError(f"unknown ask option(s): {', '.join(unknown)}")
+    if mode == "rag" and k is not None:
+        loop_kw.setdefault("final_k", k)  # single pass: k chunks for the question itself
     cfg = loop_config(config, rounds=rounds, queries_per_round=queries_per_round, k=k, **loop_kw)
     if mode not in ASK_MODES:
         raise ConfigError(f"mode must be one of {', '.join(ASK_MODES)}, got {mode!r}")

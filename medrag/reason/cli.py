@@ -135,7 +135,7 @@ def render_answer(answer: Answer) -> None:
 @click.option("--mode", type=click.Choice(ASK_MODES), default="followup", show_default=True)
 @click.option("--rounds", type=click.IntRange(1, 20), default=4, show_default=True)
 @click.option("--queries-per-round", type=click.IntRange(1, 10), default=3, show_default=True)
-@click.option("-k", "k", type=click.IntRange(1, 100), default=None, help="Chunks retrieved per query [4].")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=None, help="Chunks retrieved per query [4]; in rag mode, for the question [8].")
 @click.option("--option", "options", multiple=True, metavar='A="TEXT"', help="A multiple-choice option (repeat).")
 @click.option("--retrieval", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
 @click.option("--source", "sources", multiple=True, help="Only retrieve chunks of this source (repeat).")

@@ -155,13 +155,15 @@ class FollowUpLoop(_Base):
         r.emit("queries", round=rnd, items=plan.queries)
         results, steps = r.search(plan.queries, cfg.k)
         evs = [r.evidence.add(hits) for hits in results]
-        prompts = [r.prompts.followup_answer(q, r.evidence.block(ev, cfg.evidence_chars))
-                   for q, ev in zip(plan.queries, evs)]
+        # a query that retrieved nothing is "not found" without asking the model
+        asked = [(q, ev) for q, ev in zip(plan.queries, evs, strict=True) if ev]
+        prompts = [r.prompts.followup_answer(q, r.evidence.block(ev, cfg.evidence_chars)) for q, ev in asked]
         stop = () if r.prompts.chat else ("\n",)  # completion prompts answer on the "Answer:" line
-        gens = r.generate(prompts, r.params(cfg.max_tokens_answer, stop))
+        gens = r.generate(prompts, r.params(cfg.max_tokens_answer, stop)) if prompts else []
+        by_query = {q: " ".join(self._visible(g.text).split()) for (q, _), g in zip(asked, gens, strict=True)}
         answers = []
-        for q, gen in zip(plan.queries, gens):
-            text = " ".join(self._visible(gen.text).split()) or NOT_FOUND
+        for q in plan.queries:
+            text = by_query.get(q) or NOT_FOUND
             followups.append(FollowUp(q, text, tuple(_labels_in(text, r))))
             answers.append(text)
         r.emit("answers", round=rnd, items=tuple(answers))

@@ -128,7 +128,7 @@ class Runner:
         self.run_clock.retrieval += dt
         self.step_clock.retrieval += dt
         steps = []
-        for query, hits in zip(queries, results):
+        for query, hits in zip(queries, results, strict=True):
             self.evidence.add(hits)
             steps.append(RetrievalStep(query, tuple(h.chunk_id for h in hits), tuple(float(h.score) for h in hits)))
         return results, steps

@@ -73,8 +73,7 @@ class ScriptedLLM(BaseLLM):
 
     def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]:
         text = self.generate([prompt], params)[0].text
-        for piece in re.findall(r"\S+\s*|\s+", text):
-            yield piece
+        yield from re.findall(r"\S+\s*|\s+", text)
 
 
 class ToyRetriever:
