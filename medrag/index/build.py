@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..config import IndexConfig, config_to_dict
-from ..errors import IndexFormatError
+from ..errors import IndexFormatError, InputError
 from ..ingest.store import Corpus
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from .bm25 import BM25_FILES, build_bm25
@@ -118,14 +118,33 @@ def _encode(corpus: Corpus, out: Path, config: IndexConfig, progress: bool) -> i
     finally:
         bar.close()
     merge_shards(shards, vectors_path, corpus.num_rows, encoder.dim)
+    shutil.rmtree(out / "dense" / "shards", ignore_errors=True)
     atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": encoder.dim})
     return encoder.dim
 
 
-def _build_dense(corpus: Corpus, out: Path, config: IndexConfig, progress: bool) -> dict[str, Any]:
+def _import_vectors(source: Path, corpus: Corpus, out: Path) -> int:
+    """Copy precomputed passage vectors (a ``.npy`` of shape (rows, dim), row i = corpus row i)."""
+    from .dense import merge_shards
+
+    try:
+        array = np.load(source, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{source}: not a readable .npy file ({exc})") from exc
+    if array.ndim != 2 or array.shape[0] != corpus.num_rows:
+        raise InputError(f"{source}: vectors have shape {array.shape}, expected ({corpus.num_rows}, dim)")
+    (out / "dense").mkdir(parents=True, exist_ok=True)
+    (out / VECTORS_INFO).unlink(missing_ok=True)
+    merge_shards([source], out / VECTORS, corpus.num_rows, int(array.shape[1]))
+    return int(array.shape[1])
+
+
+def _build_dense(
+    corpus: Corpus, out: Path, config: IndexConfig, progress: bool, vectors_file: Path | None
+) -> dict[str, Any]:
     from .dense import build_faiss, faiss_module
 
-    dim = _encode(corpus, out, config, progress)
+    dim = _import_vectors(vectors_file, corpus, out) if vectors_file else _encode(corpus, out, config, progress)
     vectors = np.load(out / VECTORS, mmap_mode="r")
     bar = _Bar(progress, corpus.num_rows, "FAISS", "vec")
     try:
@@ -141,6 +160,7 @@ def _build_dense(corpus: Corpus, out: Path, config: IndexConfig, progress: bool)
         "dim": dim,
         "metric": config.encoder.metric,
         "vectors": VECTORS,
+        "vectors_source": "precomputed" if vectors_file else "encoded",
         "faiss": {**config_to_dict(config.faiss), "file": FAISS_FILE, "ntotal": int(index.ntotal)},
     }
 
@@ -160,10 +180,13 @@ def build_index(
     config: IndexConfig | None = None,
     *,
     progress: bool = True,
+    vectors: str | Path | None = None,
 ) -> Path:
     """Build a hybrid index of ``corpora`` (rows numbered in the order given) into ``out``; returns ``out``.
 
-    BM25 always; dense vectors and FAISS when ``config.dense``. The manifest is written last.
+    BM25 always; dense vectors and FAISS when ``config.dense``. ``vectors``: a ``.npy`` of precomputed passage
+    embeddings (row i = corpus row i) used instead of encoding; ``config.encoder`` must then describe the
+    matching query encoder. The manifest is written last.
     """
     config = config or IndexConfig()
     if isinstance(corpora, (str, Path)):
@@ -177,7 +200,7 @@ def build_index(
     files = [f"{BM25_DIR}/{name}" for name in BM25_FILES]
     dense = None
     if config.dense:
-        dense = _build_dense(corpus, out, config, progress)
+        dense = _build_dense(corpus, out, config, progress, Path(vectors) if vectors else None)
         files += [VECTORS, FAISS_FILE]
     body = {
         "corpora": corpus_refs(corpus, out),

@@ -93,13 +93,17 @@ def _default_corpus(show: bool) -> Path:
 @click.option("--onnx-model", default=None, help="ONNX model file for --backend onnx (default: bundled int8 MiniLM).")
 @click.option("--batch-size", type=int, default=None, help="Encoding batch size (default 64).")
 @click.option("--max-seq-length", type=int, default=None, help="Encoder truncation length in tokens (default 256).")
+@click.option("--vectors", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Precomputed passage embeddings (.npy, one row per corpus chunk) instead of encoding; "
+                   "--dense-model must name the matching query encoder.")
 @click.option("--no-dense", is_flag=True, help="BM25 only (no encoder, no FAISS).")
 @click.option("--no-stem", is_flag=True, help="Disable BM25 stemming.")
 @click.option("--fusion", type=click.Choice(["weighted", "rrf"]), default=None, help="Default fusion method stored in the index.")
 @click.option("--weights", default=None, help="Default fusion weights 'BM25,DENSE' (e.g. 0.7,0.3).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @json_option
-def build_cmd(corpora: tuple[Path, ...], out: Path, quiet: bool, as_json: bool, **opts: Any) -> None:
+def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet: bool, as_json: bool,
+              **opts: Any) -> None:
     """Build a hybrid index (BM25 + dense vectors + FAISS) from one or more corpora.
 
     Resumable: rerunning after an interruption skips the encoding shards already written.
@@ -110,7 +114,7 @@ def build_cmd(corpora: tuple[Path, ...], out: Path, quiet: bool, as_json: bool, 
     config = _build_config(opts)
     show = not quiet and sys.stderr.isatty()
     paths = list(corpora) if corpora else [_default_corpus(not quiet)]
-    build_index(paths, out, config, progress=show)
+    build_index(paths, out, config, progress=show, vectors=vectors)
     manifest = read_index_manifest(out)
     if as_json:
         emit_json(_summary(out, manifest))

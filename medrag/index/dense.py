@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,12 +112,16 @@ def encode_to_shards(
 
 
 def merge_shards(paths: Sequence[Path], out: Path, n_rows: int, dim: int) -> None:
-    """Stream the shards into one ``(n_rows, dim)`` float32 ``.npy`` at ``out`` (written, then renamed)."""
+    """Stream ``.npy`` parts into one ``(n_rows, dim)`` float32 ``.npy`` at ``out`` (written, then renamed)."""
     tmp = out.with_name(f".{out.name}.tmp")
     merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, dim))
     row = 0
     for path in paths:
-        part = np.load(path, mmap_mode="r")
+        part = np.load(path, mmap_mode="r", allow_pickle=False)
+        if part.ndim != 2 or part.shape[1] != dim or row + part.shape[0] > n_rows:
+            del merged
+            tmp.unlink(missing_ok=True)
+            raise IndexFormatError(f"{path}: vectors of shape {part.shape} do not fit ({n_rows}, {dim})")
         merged[row : row + part.shape[0]] = part
         row += part.shape[0]
     if row != n_rows:
@@ -128,8 +131,6 @@ def merge_shards(paths: Sequence[Path], out: Path, n_rows: int, dim: int) -> Non
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, out)
-    if paths:
-        shutil.rmtree(paths[0].parent, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------- faiss

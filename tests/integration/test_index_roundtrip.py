@@ -13,7 +13,7 @@ import pytest
 
 import medrag
 from medrag.config import EncoderConfig, FusionConfig, IndexConfig
-from medrag.errors import ConfigError, IndexFormatError, QueryError
+from medrag.errors import ConfigError, IndexFormatError, InputError, QueryError
 from medrag.ingest.store import write_corpus
 from medrag.retrieve.base import Retriever
 from medrag.types import Chunk, Metadata
@@ -239,3 +239,17 @@ def test_killed_build_resumes_encoding(built, tmp_path, monkeypatch):
     ref = medrag.load_index(built[1], mode="dense").search("sepsis", k=3)
     assert [h.chunk_id for h in medrag.load_index(tmp_path / "idx", mode="dense").search("sepsis", k=3)] == \
         [h.chunk_id for h in ref]
+
+
+def test_precomputed_vectors_give_the_same_dense_index(built, tmp_path):
+    root, index = built
+    out = medrag.build_index([root / "corpus"], tmp_path / "pre", IndexConfig(), progress=False,
+                             vectors=index / "dense" / "vectors.npy")
+    pre = medrag.load_index(out, mode="dense")
+    assert pre.manifest["dense"]["vectors_source"] == "precomputed"
+    ref = medrag.load_index(index, mode="dense")
+    assert _hits(pre, "sepsis definition", k=5) == _hits(ref, "sepsis definition", k=5)
+    np.save(tmp_path / "bad.npy", np.zeros((3, 384), dtype=np.float32))
+    with pytest.raises(InputError, match="expected \\(30, dim\\)"):
+        medrag.build_index([root / "corpus"], tmp_path / "bad", IndexConfig(), progress=False,
+                           vectors=tmp_path / "bad.npy")
