@@ -170,6 +170,8 @@ def _print_retrieval(outcomes: list[Any]) -> None:
 @click.option("--index", type=click.Path(path_type=Path), default=None,
               help="Index for --context retrieved and --loop.")
 @click.option("--loop", is_flag=True, help="Answer through the follow-up reasoning loop over --index.")
+@click.option("--loop-rounds", type=int, default=None, help="--loop: follow-up rounds (default: LoopConfig's).")
+@click.option("--loop-queries", type=int, default=None, help="--loop: queries per round (default: LoopConfig's).")
 @click.option("--few-shot", type=int, default=3, show_default=True, help="Worked examples for completion models.")
 @click.option("--max-tokens", type=int, default=None, help="Generation limit (default: 3 for QA, 512 for medrgb).")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N items/questions.")
@@ -178,8 +180,8 @@ def _print_retrieval(outcomes: list[Any]) -> None:
 @json_option
 def rag_cmd(benchmark: str, data: Path | None, out: Path, llm: str | None, profile: str | None, scenario: str,
             p_sig: tuple[int, ...], n_docs: int, datasets: tuple[str, ...], context: str | None, index: Path | None,
-            loop: bool, few_shot: int, max_tokens: int | None, limit: int | None, from_hub: bool, quiet: bool,
-            as_json: bool) -> None:
+            loop: bool, loop_rounds: int | None, loop_queries: int | None, few_shot: int, max_tokens: int | None,
+            limit: int | None, from_hub: bool, quiet: bool, as_json: bool) -> None:
     """Accuracy (with std and the majority baseline) on MIRAGE/PubMedQA, or the MedRGB scenario metrics.
 
     Without data: PubMedQA-L from https://github.com/pubmedqa/pubmedqa, MIRAGE's benchmark.json from
@@ -189,8 +191,9 @@ def rag_cmd(benchmark: str, data: Path | None, out: Path, llm: str | None, profi
     if benchmark == "medrgb":
         result = _medrgb(data, out, llm, profile, scenario, p_sig, n_docs, max_tokens, limit, from_hub, quiet or as_json)
     else:
+        loop_config = _loop_config(loop_rounds, loop_queries) if loop else None
         result = _qa(benchmark, data, out, llm, profile, datasets, context, index, loop, few_shot, max_tokens, limit,
-                     quiet or as_json)
+                     loop_config, quiet or as_json)
     if as_json:
         emit_json(result)
         return
@@ -223,7 +226,7 @@ def _medrgb(data: Path | None, out: Path, llm: str | None, profile: str | None, 
 
 def _qa(benchmark: str, data: Path | None, out: Path, llm: str | None, profile: str | None,
         datasets: tuple[str, ...], context: str | None, index: Path | None, loop: bool, few_shot: int,
-        max_tokens: int | None, limit: int | None, quiet: bool) -> dict[str, Any]:
+        max_tokens: int | None, limit: int | None, loop_config: Any, quiet: bool) -> dict[str, Any]:
     from ..config import QAEvalConfig
     from .qa import MIRAGE_URL, PUBMEDQA_URL, load_qa
     from .rag import run_qa
@@ -235,20 +238,19 @@ def _qa(benchmark: str, data: Path | None, out: Path, llm: str | None, profile: 
         context=context or ("gold" if benchmark == "pubmedqa" else "none"), index=str(index) if index else None,
         loop=loop,
     )
-    retriever = None
-    if index is not None and (loop or config.context == "retrieved"):
-        from ..index import load_index
-
-        retriever = load_index(index)
+    retriever = _open_index(index) if index is not None and (loop or config.context == "retrieved") else None
     with _load_llm(llm, profile) as model:
-        factory = None
-        if loop:
-            from ..reason import FollowUpLoop
+        return run_qa(items, config, out, model, retriever=retriever, loop_config=loop_config, progress=not quiet)
 
-            def factory() -> Any:
-                return FollowUpLoop(retriever, model)
 
-        return run_qa(items, config, out, model, retriever=retriever, loop_factory=factory, progress=not quiet)
+def _open_index(path: Path) -> Any:
+    """The index in hybrid mode, or BM25 when it was built without dense vectors."""
+    from ..index import load_index
+    from ..manifest import MANIFEST_NAME
+
+    manifest = path / MANIFEST_NAME
+    modes = json.loads(manifest.read_text(encoding="utf-8")).get("modes", ["hybrid"]) if manifest.is_file() else ["hybrid"]
+    return load_index(path, mode="hybrid" if "hybrid" in modes else modes[0])
 
 
 def _print_rag(result: dict[str, Any]) -> None:

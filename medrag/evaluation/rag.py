@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -83,11 +83,8 @@ def _qa_prompt(item: QAItem, config: QAEvalConfig, llm: Any, retriever: Any) -> 
 
 
 def _answer_batch(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retriever: Any,
-                  loop_factory: Callable[[], Any] | None) -> list[dict[str, Any]]:
-    if config.loop:
-        loop = loop_factory() if loop_factory else None
-        if loop is None:
-            raise EvaluationError("the reasoning loop needs an index and medrag.reason.FollowUpLoop")
+                  loop: Any) -> list[dict[str, Any]]:
+    if loop is not None:
         out = []
         for item in batch:
             answer = loop.run(item.question, dict(item.options))
@@ -99,21 +96,35 @@ def _answer_batch(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retri
     return [{"text": t, "prediction": parse_answer(t, item.options)} for t, item in zip(texts, batch, strict=True)]
 
 
+def _loop(retriever: Any, llm: Any, loop_config: Any) -> Any:
+    from ..reason import FollowUpLoop
+
+    return FollowUpLoop(retriever, llm, loop_config)
+
+
 def run_qa(items: Sequence[QAItem], config: QAEvalConfig, out: str | Path, llm: Any, *, retriever: Any = None,
-           loop_factory: Callable[[], Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Answer every item (resuming from the cache), score, and write ``results.json``; returns its content."""
+           loop_config: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Answer every item (resuming from the cache), score, and write ``results.json``; returns its content.
+
+    ``retriever`` serves ``context="retrieved"`` and ``loop=True`` (``medrag.reason.FollowUpLoop`` with
+    ``loop_config``, default ``LoopConfig()``)."""
     out = Path(out)
     items = list(items)[: config.limit] if config.limit else list(items)
     if not items:
         raise EvaluationError("no QA items to evaluate")
+    if (config.loop or config.context == "retrieved") and retriever is None:
+        raise EvaluationError("retrieved context and the reasoning loop need a retriever (an index)")
+    loop = _loop(retriever, llm, loop_config) if config.loop else None
     gen_config = {**config_to_dict(replace(config, limit=None, bootstrap=0, seed=0)), "model": _llm_facts(llm)}
+    if loop is not None:
+        gen_config["loop"] = config_to_dict(loop.config)
     cache = ItemCache(out / f"predictions-{config_fingerprint(gen_config)}.jsonl")
     todo = [it for it in items if it.item_id not in cache]
     t0 = time.perf_counter()
     bar = _progress(len(items), f"{config.benchmark}", progress)
     bar.update(len(items) - len(todo))
     for batch in _batches(todo, BATCH):
-        for item, result in zip(batch, _answer_batch(batch, config, llm, retriever, loop_factory), strict=True):
+        for item, result in zip(batch, _answer_batch(batch, config, llm, retriever, loop), strict=True):
             cache.put(item.item_id, {**result, "gold": item.answer, "dataset": item.dataset})
         bar.update(len(batch))
     bar.close()
@@ -142,7 +153,8 @@ def _qa_results(items: Sequence[QAItem], cache: ItemCache, config: QAEvalConfig,
         "datasets": by_dataset,
         "timing": {"seconds": round(seconds, 2), "generated_items": generated,
                    "seconds_per_generated_item": round(seconds / generated, 3) if generated else None},
-        **provenance(config_to_dict(config), model=gen_config["model"], cache=cache.path.name),
+        **provenance(config_to_dict(config), model=gen_config["model"], loop_config=gen_config.get("loop"),
+                     cache=cache.path.name),
     }
 
 

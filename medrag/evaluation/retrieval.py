@@ -132,8 +132,6 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
                   retriever: Any = None, loop_config: Any = None, name: str | None = None) -> RetrievalOutcome:
     """Evaluate one task end to end (see the module docstring). ``retriever`` skips index preparation;
     ``name`` overrides the system name (the folder under ``out``)."""
-    from .expansion import compose_query, expand_queries, load_expansions, reason_expansion
-
     t0 = time.perf_counter()
     system = name or system_name(config)
     task_dir = out / system / _safe(task.name)
@@ -145,19 +143,7 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
 
         index_dir = prepare_index(task, cache_dir, index_cfg, progress=progress)
         retriever = load_index(index_dir, mode=config.mode)
-    queries = dict(task.queries)
-    expansions: dict[str, str] = {}
-    if config.expand:
-        bar = _bar(len(queries), f"{task.name} {config.expand}", progress)
-        precomputed = load_expansions(config.expansions) if config.expansions else None
-        reason = reason_expansion(retriever, llm, loop_config) if config.expand == "reason" and llm else None
-        expansions = expand_queries(queries, config.expand, cache_dir / "expansions" / _safe(task.name), llm=llm,
-                                    max_tokens=config.expansion_max_tokens, precomputed=precomputed,
-                                    reason=reason, progress=bar.update,
-                                    key_extra={"loop": _loop_dict(loop_config)} if config.expand == "reason" else None)
-        bar.close()
-        queries = {q: compose_query(config.expand, text, expansions[q], config.query2doc_repeat)
-                   for q, text in queries.items()}
+    queries, expansions = _expanded(task, config, cache_dir, retriever, llm, loop_config, progress)
     eval_dict = config_to_dict(config)
     run_key = config_fingerprint({"eval": eval_dict, "index": config_to_dict(index_cfg),
                                   "corpus": task.corpus_sha256, "queries": fingerprint(queries)})
@@ -184,6 +170,28 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
     }
     atomic_write_json(task_dir / "results.json", results)
     return RetrievalOutcome(task.name, system, scores.aggregate, scores.num_queries, task_dir)
+
+
+def _expanded(task: RetrievalTask, config: RetrievalEvalConfig, cache_dir: Path, retriever: Any, llm: Any,
+              loop_config: Any, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """(query id -> text to search with, query id -> expansion); the task's own queries without ``expand``."""
+    from .expansion import compose_query, expand_queries, load_expansions, reason_expansion
+
+    if not config.expand:
+        return dict(task.queries), {}
+    bar = _bar(len(task.queries), f"{task.name} {config.expand}", progress)
+    precomputed = load_expansions(config.expansions) if config.expansions else None
+    is_reason = config.expand == "reason"
+    expansions = expand_queries(
+        task.queries, config.expand, cache_dir / "expansions" / _safe(task.name), llm=llm,
+        max_tokens=config.expansion_max_tokens, precomputed=precomputed,
+        reason=reason_expansion(retriever, llm, loop_config) if is_reason and llm else None,
+        progress=bar.update, key_extra={"loop": _loop_dict(loop_config)} if is_reason else None,
+    )
+    bar.close()
+    queries = {q: compose_query(config.expand, text, expansions[q], config.query2doc_repeat)
+               for q, text in task.queries.items()}
+    return queries, expansions
 
 
 def _loop_dict(loop_config: Any) -> dict[str, Any]:

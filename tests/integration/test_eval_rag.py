@@ -88,3 +88,43 @@ def test_query2doc_expansion_with_default_model_is_cached(tmp_path, fixtures_dir
     assert first.aggregate == second.aggregate
     expansions = json.loads((first.out_dir / "expansions.json").read_text())
     assert set(expansions) == set(task.queries)
+
+
+@pytest.fixture(scope="module")
+def cardio_index(tmp_path_factory, fixtures_dir):
+    from medrag.config import IndexConfig
+    from medrag.evaluation.retrieval import prepare_index
+
+    task = load_r2med_task(fixtures_dir / "eval" / "r2med" / "Cardio-Mini")
+    return prepare_index(task, tmp_path_factory.mktemp("cache"), IndexConfig(dense=False), progress=False)
+
+
+def test_retrieved_context_comes_from_the_index(tmp_path, fixtures_dir, cardio_index):
+    from medrag.config import MODEL_PROFILES, QAEvalConfig
+    from medrag.evaluation.qa import load_mirage
+    from medrag.evaluation.rag import run_qa
+    from medrag.index import load_index
+    from medrag.llm import Generation
+
+    class Echo:  # records prompts; answers "A"
+        name, profile = "echo", MODEL_PROFILES["tiny-base"]
+        prompts: list = []
+
+        def generate(self, prompts, params=None):
+            self.prompts.extend(prompts)
+            return [Generation(" A") for _ in prompts]
+
+    items = [i for i in load_mirage(fixtures_dir / "eval" / "mirage" / "benchmark.json") if i.item_id == "m2"]
+    cfg = QAEvalConfig(benchmark="mirage", context="retrieved", index=str(cardio_index), k=2)
+    llm = Echo()
+    res = run_qa(items, cfg, tmp_path, llm, retriever=load_index(cardio_index, mode="bm25"), progress=False)
+    assert res["summary"]["n"] == 1 and "Context: [1] " in llm.prompts[0]
+
+
+def test_loop_answers_through_follow_up_loop(tmp_path, fixtures_dir, cardio_index):
+    data = fixtures_dir / "eval" / "mirage" / "benchmark.json"
+    result = _rag(["--benchmark", "mirage", "--data", str(data), "--dataset", "medqa", "--limit", "1", "--loop",
+                   "--index", str(cardio_index), "--loop-rounds", "1", "--loop-queries", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.output)
+    assert res["config"]["loop"] is True and res["loop_config"]["rounds"] == 1 and res["summary"]["n"] == 1
