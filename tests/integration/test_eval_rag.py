@@ -128,3 +128,18 @@ def test_loop_answers_through_follow_up_loop(tmp_path, fixtures_dir, cardio_inde
     assert result.exit_code == 0, result.output
     res = json.loads(result.output)
     assert res["config"]["loop"] is True and res["loop_config"]["rounds"] == 1 and res["summary"]["n"] == 1
+
+
+@pytest.mark.slow
+def test_reason_expansion_with_default_model(tmp_path, fixtures_dir):
+    """--expand reason: the follow-up loop's queries are appended to the query (slow: the loop runs per query)."""
+    result = CliRunner().invoke(cli, [
+        "eval", "retrieval", "--data", str(fixtures_dir / "eval" / "r2med"), "--mode", "bm25", "--expand", "reason",
+        "--loop-rounds", "1", "--loop-queries", "1", "--out", str(tmp_path), "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.output)["runs"]
+    assert run["system"] == "bm25+reason@default"
+    results = json.loads((tmp_path / run["system"] / "Cardio-Mini" / "results.json").read_text())
+    assert results["loop_config"]["rounds"] == 1
+    expansions = json.loads((tmp_path / run["system"] / "Cardio-Mini" / "expansions.json").read_text())
+    assert len(expansions) == 6
