@@ -131,10 +131,16 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=10, help="files in the large set (10 = 10x)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "medrag-bench-ingest")
     ap.add_argument("--no-pipeline-10x", action="store_true", help="skip the (slow) full pipeline on the 10x set")
+    ap.add_argument("--report-only", action="store_true", help="rewrite ingest.md/png from ingest.json")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(_child(args.child[0], args.child[1:])))
+        return
+    if args.report_only:
+        payload = json.loads((RESULTS / "ingest.json").read_text())
+        (RESULTS / "ingest.md").write_text(_markdown(payload))
+        _plot(payload, RESULTS / "ingest.png")
         return
     load_before = os.getloadavg()
     print(f"generating inputs in {args.workdir} …", flush=True)
@@ -193,6 +199,15 @@ def _markdown(p: dict) -> str:
     m = p["machine"]
     lines += [
         "",
+        "What each does: `pubmed-parser` (defaults) returns a dict per citation with more fields than a chunk needs "
+        "(authors, affiliations, reference PMIDs, grants, keywords, chemicals); `medrag parse` extracts what a chunk "
+        "carries (title, labelled abstract, PMID/PMCID/DOI, journal, year, MeSH, publication types). Both stream "
+        "with lxml `iterparse`; ours filters on the record tags, clears each record and deletes processed siblings, "
+        "so its peak RSS is the same for 1 and 10 files. The full pipeline spends about half of its CPU in the "
+        "WordPiece tokenizer that measures chunk sizes, about a quarter in parsing, the rest in sentence splitting "
+        "and Arrow conversion; its peak RSS (tokenizer, one 4,096-row batch, finalize's per-document table) grows "
+        "by ~15 MB from 30,000 to 300,000 citations.",
+        "",
         f"Machine: {m['cpus']} CPUs, Python {m['python']}, {m['platform']}; load average (1/5/15 min) "
         f"{m['loadavg_before']} before and {m['loadavg_after']} after the run (the machine is shared).",
         "",
@@ -221,8 +236,9 @@ def _plot(p: dict, path: Path) -> None:
     for ax, title in zip(axes, ("citations / s per core", "peak RSS (MB)"), strict=True):
         ax.set_xticks([i + width for i in range(len(labels))], labels)
         ax.set_title(title)
-    axes[0].legend()
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(modes), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
 
 
