@@ -175,8 +175,12 @@ def plot_retrieval(data: Collected, published: dict[str, Any], path: Path) -> Pa
     systems = sorted(data.retrieval)
     width = 0.8 / max(len(systems), 1)
     for j, system in enumerate(systems):
-        ys = [100 * data.retrieval[system][t]["ndcg@10"] if t in data.retrieval[system] else 0 for t in tasks]
-        right.bar([i + j * width for i in range(len(tasks))], ys, width, label=system)
+        ran = [i for i, t in enumerate(tasks) if t in data.retrieval[system]]
+        ys = [100 * data.retrieval[system][tasks[i]]["ndcg@10"] for i in ran]
+        xs = [i + j * width for i in ran]
+        right.bar(xs, ys, width, label=system)
+        for x, y in zip(xs, ys, strict=True):
+            right.text(x, y + 0.8, f"{y:.0f}", ha="center", fontsize=6)
     right.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(tasks))],
                      [f"{t}\n({data.queries.get(t, '?')} q)" for t in tasks], fontsize=8)
     right.set_ylabel("nDCG@10 x 100")

@@ -107,7 +107,8 @@ def _index_config_for(mode: str, index_config: IndexConfig | None) -> IndexConfi
 
 
 def _run_queries(retriever: Any, queries: Mapping[str, str], config: RetrievalEvalConfig, cache: ItemCache,
-                 bar: Callable[[int], None]) -> dict[str, dict[str, float]]:
+                 bar: Callable[[int], None]) -> tuple[dict[str, dict[str, float]], int]:
+    """(the run, how many queries were searched now rather than read from the cache)."""
     todo = [q for q in sorted(queries) if q not in cache]
     bar(len(queries) - len(todo))
     k = config.depth * config.chunk_oversample
@@ -116,7 +117,7 @@ def _run_queries(retriever: Any, queries: Mapping[str, str], config: RetrievalEv
         for qid, hits in zip(part, retriever.batch_search([queries[q] for q in part], k=k), strict=True):
             cache.put(qid, aggregate_hits(hits, config.depth))
         bar(len(part))
-    return {q: cache.get(q) for q in queries}
+    return {q: cache.get(q) for q in queries}, len(todo)
 
 
 def _bar(total: int, desc: str, enabled: bool) -> Any:
@@ -138,17 +139,23 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
     cache_dir = cache_dir or out / ".cache"
     index_cfg = _index_config_for(config.mode, index_config)
     index_dir = None
+    clock = {"index": 0.0}
     if retriever is None:
         from ..index import load_index
 
         index_dir = prepare_index(task, cache_dir, index_cfg, progress=progress)
         retriever = load_index(index_dir, mode=config.mode)
+        clock["index"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
     queries, expansions = _expanded(task, config, cache_dir, retriever, llm, loop_config, progress)
+    clock["expansion"] = time.perf_counter() - t1
     eval_dict = config_to_dict(config)
     run_key = config_fingerprint({"eval": eval_dict, "index": config_to_dict(index_cfg),
                                   "corpus": task.corpus_sha256, "queries": fingerprint(queries)})
     bar = _bar(len(queries), f"{task.name} {system}", progress)
-    run = _run_queries(retriever, queries, config, ItemCache(task_dir / f"hits-{run_key}.jsonl"), bar.update)
+    t2 = time.perf_counter()
+    run, searched = _run_queries(retriever, queries, config, ItemCache(task_dir / f"hits-{run_key}.jsonl"), bar.update)
+    clock["search"] = time.perf_counter() - t2
     bar.close()
     scores = evaluate_run(task.qrels, run, ignore_identical_ids=config.ignore_identical_ids)
     write_run(task_dir / "run.trec", run, tag=f"medrag-{_safe(system)}")
@@ -163,6 +170,7 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
         "metrics": scores.aggregate,
         "num_queries": scores.num_queries,
         "seconds": round(time.perf_counter() - t0, 2),
+        "timing": {**{k: round(v, 2) for k, v in clock.items()}, "queries_searched": searched},
         "files": {"run": "run.trec", "qrels": "qrels.txt", "per_query": "per_query.json"},
         **provenance(eval_dict, index_config=config_to_dict(index_cfg), index=_index_facts(index_dir, retriever),
                      llm=_llm_name(llm) if config.expand and not config.expansions else None,
