@@ -158,8 +158,10 @@ OPENAI_ENDPOINTS = ("auto", "chat", "completions")
 class LLMConfig:
     """Backend settings (what ``medrag.llm.load_llm(spec, **overrides)`` overrides).
 
-    llama.cpp: ``n_ctx``, ``n_threads`` (None = all cores / ``parallel``), ``parallel`` (model instances
-    generating a batch concurrently, sharing the memory-mapped weights), ``n_batch``.
+    llama.cpp: ``n_ctx``, ``n_threads`` (CPU threads for generation in all; None = all cores),
+    ``parallel`` (model instances generating a batch concurrently, sharing the memory-mapped weights; None =
+    ``min(4, cores)``; a batch of w prompts gives each busy instance ``n_threads // w`` threads, a single prompt
+    gets all ``n_threads``), ``n_batch``.
     OpenAI-compatible HTTP: ``connect_timeout``/``read_timeout`` (s), ``max_retries`` with exponential
     backoff from ``backoff_base`` up to ``backoff_max`` on 429/5xx/timeouts, ``concurrency`` (requests in
     flight), ``api_key_env`` (name of the environment variable holding the key; unset = no key sent),
@@ -168,9 +170,9 @@ class LLMConfig:
     ``seed`` applies to every backend that supports it.
     """
 
-    n_ctx: int = 4096
+    n_ctx: int = 8192
     n_threads: int | None = None
-    parallel: int = 1
+    parallel: int | None = None
     n_batch: int = 512
     connect_timeout: float = 5.0
     read_timeout: float = 120.0
@@ -189,7 +191,7 @@ class LLMConfig:
     def __post_init__(self) -> None:
         _check(self.n_ctx >= 256, f"n_ctx must be >= 256, got {self.n_ctx}")
         _check(self.n_threads is None or self.n_threads >= 1, f"n_threads must be >= 1, got {self.n_threads}")
-        _check(self.parallel >= 1, f"parallel must be >= 1, got {self.parallel}")
+        _check(self.parallel is None or self.parallel >= 1, f"parallel must be >= 1, got {self.parallel}")
         _check(self.n_batch >= 1, f"n_batch must be >= 1, got {self.n_batch}")
         _check(self.connect_timeout > 0 and self.read_timeout > 0, "timeouts must be > 0")
         _check(self.max_retries >= 0, f"max_retries must be >= 0, got {self.max_retries}")
@@ -211,7 +213,9 @@ class LoopConfig:
     ``rounds`` x ``queries_per_round`` follow-up queries (i-MedRAG defaults 4 x 3); each query retrieves
     ``k`` chunks (one ``batch_search`` per round) and gets a plain-RAG answer (the round's answers in one
     batched ``generate`` call when ``concurrent``, else one call per prompt). The final prompt shows at most
-    ``final_k`` evidence chunks. ``max_searches`` bounds the search-tag loop. ``parse_retries``: extra
+    ``final_k`` evidence chunks. ``max_tokens_final`` bounds a trusted model's final answer (thinking
+    included) and each search-tag step; a model that may not answer clinically gets ``max_tokens_answer``
+    there (its draft is only kept in the trace). ``max_searches`` bounds the search-tag loop. ``parse_retries``: extra
     attempts when model output cannot be parsed. ``evidence_chars``: evidence text per chunk in prompts.
 
     Relevance test (``min_coverage``, ``max_required_terms``): a chunk is relevant to the question when it
@@ -235,7 +239,7 @@ class LoopConfig:
     retry_temperature: float = 0.7
     max_tokens_queries: int = 96
     max_tokens_answer: int = 128
-    max_tokens_final: int = 512
+    max_tokens_final: int = 1536
     evidence_chars: int = 1200
     min_coverage: float = 0.5
     max_required_terms: int = 3

@@ -1,9 +1,10 @@
 """llama-cpp-python backend (CPU): GGUF models, completion or templated chat prompts, streaming.
 
 One ``llama_cpp.Llama`` holds one context and generates one sequence at a time, so concurrency comes from a
-pool of ``parallel`` instances sharing the memory-mapped weights (each with its own KV cache and
-``n_threads`` threads); ``generate`` spreads a batch over the pool with threads (llama.cpp releases the GIL
-while decoding). Chat prompts are rendered locally with the profile's Jinja chat template or the GGUF's own
+pool of ``parallel`` instances sharing the memory-mapped weights (each with its own KV cache);
+``generate`` spreads a batch over the pool with threads (llama.cpp releases the GIL while decoding). The CPU
+budget ``n_threads`` is shared: a batch of w prompts runs w instances with ``n_threads // w`` threads each
+(``llama_set_n_threads``), a single prompt runs on one instance with all of them. Chat prompts are rendered locally with the profile's Jinja chat template or the GGUF's own
 (``tokenizer.chat_template``), so a trailing assistant message can be continued.
 """
 
@@ -70,9 +71,12 @@ class LlamaCppLLM(BaseLLM):
             raise BackendUnavailableError(f"GGUF model file not found: {self.model_path}")
         llama_cpp = _import_llama()
         cores = os.cpu_count() or 1
-        self.n_threads = self.config.n_threads or max(1, cores // self.config.parallel)
+        self.n_threads = self.config.n_threads or cores
+        self.parallel = self.config.parallel or max(1, min(4, cores))
+        self._llama_cpp = llama_cpp
         self._pool: queue.Queue[Any] = queue.Queue()
-        self._instances = [self._load(llama_cpp) for _ in range(self.config.parallel)]
+        self._instances = [self._load(llama_cpp) for _ in range(self.parallel)]
+        self._threads = {id(inst): self.n_threads for inst in self._instances}
         for inst in self._instances:
             self._pool.put(inst)
         self._template_lock = threading.Lock()
@@ -137,12 +141,21 @@ class LlamaCppLLM(BaseLLM):
     # --------------------------------------------------------------------------------------- generation
 
     @contextmanager
-    def _instance(self) -> Iterator[Any]:
+    def _instance(self, threads: int | None = None) -> Iterator[Any]:
         llama = self._pool.get()
         try:
+            self._set_threads(llama, threads or self.n_threads)
             yield llama
         finally:
             self._pool.put(llama)
+
+    def _set_threads(self, llama: Any, n: int) -> None:
+        """Give an instance ``n`` decode threads (no-op if llama-cpp-python hides its context)."""
+        ctx = getattr(getattr(llama, "_ctx", None), "ctx", None)
+        if ctx is None or self._threads.get(id(llama)) == n:
+            return
+        self._llama_cpp.llama_set_n_threads(ctx, n, n)
+        self._threads[id(llama)] = n
 
     def _kwargs(self, params: GenerationParams) -> dict[str, Any]:
         return {
@@ -150,9 +163,9 @@ class LlamaCppLLM(BaseLLM):
             "stop": self.stops(params), "seed": params.seed if params.seed is not None else self.config.seed,
         }
 
-    def _one(self, prompt: Prompt, params: GenerationParams) -> Generation:
+    def _one(self, prompt: Prompt, params: GenerationParams, threads: int | None = None) -> Generation:
         t0 = time.perf_counter()
-        with self._instance() as llama:
+        with self._instance(threads) as llama:
             tokens = self._tokens(llama, prompt, params.max_tokens)
             try:
                 out = llama.create_completion(tokens, **self._kwargs(params))
@@ -166,11 +179,12 @@ class LlamaCppLLM(BaseLLM):
         )
 
     def _generate(self, prompts: list[Prompt], params: GenerationParams) -> list[Generation]:
-        workers = min(self.config.parallel, len(prompts))
+        workers = min(self.parallel, len(prompts))
         if workers <= 1:
             return [self._one(p, params) for p in prompts]
+        each = max(1, self.n_threads // workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medrag-llamacpp") as pool:
-            return list(pool.map(lambda p: self._one(p, params), prompts))
+            return list(pool.map(lambda p: self._one(p, params, each), prompts))
 
     def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]:
         params = params or GenerationParams()

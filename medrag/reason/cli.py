@@ -139,9 +139,9 @@ def render_answer(answer: Answer) -> None:
 @click.option("--option", "options", multiple=True, metavar='A="TEXT"', help="A multiple-choice option (repeat).")
 @click.option("--retrieval", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
 @click.option("--source", "sources", multiple=True, help="Only retrieve chunks of this source (repeat).")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="llama.cpp threads per instance.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="llama.cpp CPU threads in all [all cores].")
 @click.option("--parallel", type=click.IntRange(1, 16), default=None,
-              help="llama.cpp model instances answering a round's follow-ups concurrently.")
+              help="llama.cpp model instances answering a round's follow-ups concurrently [min(4, cores)].")
 @json_option
 @click.option("--trace-out", type=click.Path(dir_okay=False), default=None, help="Save the trace as JSONL.")
 @click.option("--no-stream", is_flag=True, help="Do not stream progress and tokens.")

@@ -55,7 +55,7 @@ class _Base:
             prefix = "" if r.prompts.chat else "Answer:"
             trusted = self.llm.profile.clinical_answers
             parsed = r.generate_parsed(
-                prompt, self.config.max_tokens_final, lambda t: parse_final(prefix + self._visible(t), options),
+                prompt, self._final_tokens(), lambda t: parse_final(prefix + self._visible(t), options),
                 stage="final", stop=() if r.prompts.chat else ("\n",),
                 accept=(lambda d: "no valid option letter" if options and d.option is None else None),
                 retries=None if trusted else 0,
@@ -69,6 +69,11 @@ class _Base:
         answer = assemble(ctx, draft)
         r.emit("final", text=answer.answer)
         return answer
+
+    def _final_tokens(self) -> int:
+        """Token budget of a final answer: untrusted drafts are never shown, so they stay short."""
+        cfg = self.config
+        return cfg.max_tokens_final if self.llm.profile.clinical_answers else cfg.max_tokens_answer
 
     def _visible(self, text: str) -> str:
         p = self.llm.profile

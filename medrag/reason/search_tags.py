@@ -41,7 +41,7 @@ class SearchTagLoop(_Base):
         for step_no in range(1, self.config.max_searches + 3):
             r.new_step()
             current = r.prompts.continue_with(prompt, transcript) if transcript else prompt
-            gen = r.generate_one(current, r.params(self.config.max_tokens_final, ("</search>",)),
+            gen = r.generate_one(current, r.params(self._final_tokens(), ("</search>",)),
                                  "search-tags", step_no)
             transcript += gen.text
             model_text += gen.text
@@ -100,7 +100,7 @@ class SearchTagLoop(_Base):
             model_text += suffix
             r.new_step()
             current = r.prompts.continue_with(prompt, transcript)
-            gen = r.generate_one(current, r.params(self.config.max_tokens_final, ("<search>",), attempt),
+            gen = r.generate_one(current, r.params(self._final_tokens(), ("<search>",), attempt),
                                  "search-tags")
             transcript += gen.text
             model_text += gen.text
