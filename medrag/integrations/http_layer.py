@@ -1,4 +1,5 @@
-"""Structured JSON errors and the request guards (API key, body size) of the HTTP service.
+"""The HTTP layer around the routes: structured JSON errors and request guards (API key, body size, JSON
+content type).
 
 Every error leaves the server as ``{"error": {"code": "...", "message": "..."}}`` with its status code; no
 stack trace ever reaches a client (unexpected exceptions are logged with their traceback and answered with a
@@ -21,7 +22,7 @@ from ..errors import BackendUnavailableError, ConfigError, InputError, LLMError,
 from .schemas import ErrorResponse
 from .service import CancelledError, ServiceBusyError
 
-__all__ = ["ApiError", "ApiKeyGuard", "BodyLimitGuard", "install_error_handlers", "error_response", "describe_error",
+__all__ = ["ApiError", "ApiKeyGuard", "BodyLimitGuard", "JsonBody", "install_error_handlers", "error_response", "describe_error",
            "ERROR_RESPONSES", "OPEN_PATHS"]
 
 log = logging.getLogger("medrag.integrations.server")
@@ -179,3 +180,23 @@ class BodyLimitGuard:
             return message
 
         await self.app(scope, limited, send)
+
+
+class JsonBody:
+    """ASGI middleware: a POST body sent without a content type, or as a form (``curl -d``), is read as JSON.
+
+    Every body this API accepts is JSON, so ``curl -s host/search -d '{"query": "..."}'`` works as written.
+    """
+
+    _FORM = (b"application/x-www-form-urlencoded", b"text/plain")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
+            current = dict(scope.get("headers", ())).get(b"content-type", b"")
+            if not current or current.split(b";")[0].strip().lower() in self._FORM:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)

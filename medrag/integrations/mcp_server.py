@@ -63,7 +63,7 @@ def build_mcp_server(retriever: Retriever | SearchService, llm: Any = None, conf
     service = retriever if isinstance(retriever, SearchService) else SearchService(
         retriever, batch_queries=cfg.batch_queries, max_pending=cfg.max_pending)
     service.start()
-    server = server_cls(name="medrag", instructions=_INSTRUCTIONS)
+    server = server_cls(name="medrag", instructions=_INSTRUCTIONS, log_level="WARNING")
     server.medrag_service = service
     filters_model = request_models(cfg).filters
     k_type = Annotated[int, Field(ge=1, le=cfg.max_k, description=f"Number of passages (1..{cfg.max_k}).")]

@@ -8,7 +8,7 @@ The index (and the LLM, when given) is loaded once and shared by all requests. S
 :class:`~medrag.integrations.service.SearchService` worker thread (the event loop stays responsive and
 concurrent requests are merged into batches); asks run on ``ask_concurrency`` threads. Limits, timeouts and
 the optional API key come from :class:`~medrag.config.ServeConfig`; every error is
-``{"error": {"code", "message"}}`` (see :mod:`medrag.integrations.http_errors`).
+``{"error": {"code", "message"}}`` (see :mod:`medrag.integrations.http_layer`).
 Requires ``pip install 'medrag[serve]'``.
 """
 
@@ -35,11 +35,12 @@ require("fastapi", "fastapi", "serve", "the HTTP service")
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import StreamingResponse  # noqa: E402
 
-from .http_errors import (  # noqa: E402
+from .http_layer import (  # noqa: E402
     ERROR_RESPONSES,
     ApiError,
     ApiKeyGuard,
     BodyLimitGuard,
+    JsonBody,
     describe_error,
     install_error_handlers,
 )
@@ -139,6 +140,7 @@ def create_app(retriever: Retriever | SearchService, llm: Any = None, config: Se
                               "Not medical advice.")
     app.state.medrag = state
     install_error_handlers(app)
+    app.add_middleware(JsonBody)
     app.add_middleware(BodyLimitGuard, max_bytes=cfg.max_body_bytes)
     if api_key:  # added last = outermost: a request without the key is refused before anything else
         app.add_middleware(ApiKeyGuard, api_key=api_key)

@@ -114,6 +114,14 @@ def test_search_mode_and_filters(client: Any) -> None:
     assert r.status_code == 200 and all(h["metadata"]["year"] >= 2020 for h in r.json()["hits"])
 
 
+def test_curl_style_bodies_are_json(client: Any) -> None:
+    """``curl host/search -d '{...}'`` sends a form content type (or none): the body is still read as JSON."""
+    body = b'{"query": "septic shock antibiotics", "k": 1}'
+    for headers in ({"content-type": "application/x-www-form-urlencoded"}, {}):
+        r = client.post("/search", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["hits"][0]["chunk_id"] == "pubmed:31000003#0"
+
+
 def test_batch_search(client: Any, retriever: Any) -> None:
     queries = ["septic shock antibiotics", "metformin kidney function"]
     r = client.post("/batch_search", json={"queries": queries, "k": 2, "mode": "dense"})
