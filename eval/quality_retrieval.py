@@ -150,12 +150,12 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], n: int = 10_000, 
 
 def grid() -> list[FusionConfig]:
     configs = []
-    for w in (0.5, 0.6, 0.7, 0.8, 0.9):
+    for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         for norm in ("minmax", "zscore"):
             for depth in (50, 200):
                 configs.append(FusionConfig(method="weighted", weights=(w, round(1 - w, 2)),
                                             normalization=norm, depth=depth))
-    for w in (1.0, 2.0, 3.0):
+    for w in (1.0, 2.0):
         configs.append(FusionConfig(method="rrf", weights=(w, 1.0), rrf_k=60, depth=100))
     return configs
 

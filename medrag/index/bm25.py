@@ -3,8 +3,8 @@
 The saved directory is bm25s' own format (``bm25s.BM25.save``: CSC ``data``/``indices``/``indptr`` ``.npy``
 arrays, ``vocab.index.json``, ``params.index.json``), loaded with ``bm25s.BM25.load(mmap=True)``.
 
-The build does not materialise bm25s' list-of-lists of token ids: rows are tokenised batch by batch (bm25s'
-``Tokenizer``, so each distinct word is stemmed once) and reduced at once to compact (doc, term, tf) arrays;
+The build does not materialise bm25s' list-of-lists of token ids: rows are tokenised batch by batch
+(``TermIds``: each distinct word is stemmed once) and reduced at once to compact (doc, term, tf) arrays;
 idf and term-frequency components are bm25s' own scoring functions, applied to whole arrays. Peak memory is a
 small multiple of the index itself rather than of the corpus text.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +46,15 @@ class _Postings:
     lengths: list[np.ndarray]
     n_docs: int = 0
 
-    def add(self, token_ids: Sequence[Sequence[int]]) -> None:
-        lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
-        flat = np.fromiter(chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum()))
-        doc = np.repeat(np.arange(self.n_docs, self.n_docs + len(token_ids), dtype=np.int64), lengths)
+    def add(self, flat: np.ndarray, lengths: np.ndarray) -> None:
+        """One batch: concatenated term ids and each document's number of terms."""
+        doc = np.repeat(np.arange(self.n_docs, self.n_docs + len(lengths), dtype=np.int64), lengths)
         keys, tf = np.unique((doc << 32) | flat, return_counts=True)
         self.docs.append((keys >> 32).astype(np.int32))
         self.terms.append((keys & 0xFFFFFFFF).astype(np.int32))
         self.tfs.append(tf.astype(np.float32))
         self.lengths.append(lengths.astype(np.float32))
-        self.n_docs += len(token_ids)
+        self.n_docs += len(lengths)
 
 
 def _idf(df: np.ndarray, n_docs: int, method: str) -> np.ndarray:
@@ -106,14 +104,14 @@ def build_bm25(
     import bm25s
 
     config = config or BM25Config()
-    tokenizer = BiomedicalTokenizer(config).bm25s_tokenizer()
+    term_ids = BiomedicalTokenizer(config).term_ids()
     postings = _Postings([], [], [], [])
     for batch in texts:
-        ids = list(tokenizer.streaming_tokenize(list(batch), update_vocab=True, allow_empty=False))
-        postings.add(ids)
+        flat, lengths = term_ids.batch(batch)
+        postings.add(flat, lengths)
         if progress is not None:
-            progress(len(ids))
-    vocab = dict(tokenizer.get_vocab_dict())
+            progress(len(lengths))
+    vocab = term_ids.term_to_id
     avg_len = float(np.concatenate(postings.lengths).mean()) if postings.n_docs else 0.0
     scores = _csc(postings, len(vocab), config)
     model = bm25s.BM25(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,12 @@ class _Bar:
 
 def _build_sparse(corpus: Corpus, out: Path, config: IndexConfig, progress: bool) -> dict[str, Any]:
     bar = _Bar(progress, corpus.num_rows, "BM25", "chunk")
+    start = time.perf_counter()
     try:
         stats = build_bm25(_texts(corpus, config.bm25.fields), out / BM25_DIR, config.bm25, progress=bar)
     finally:
         bar.close()
+    stats["build_seconds"] = round(time.perf_counter() - start, 3)
     return {
         "dir": BM25_DIR,
         "tokenizer": tokenizer_spec(config.bm25),
@@ -144,7 +147,9 @@ def _build_dense(
 ) -> dict[str, Any]:
     from .dense import build_faiss, faiss_module
 
+    start = time.perf_counter()
     dim = _import_vectors(vectors_file, corpus, out) if vectors_file else _encode(corpus, out, config, progress)
+    encoded = time.perf_counter()
     vectors = np.load(out / VECTORS, mmap_mode="r")
     bar = _Bar(progress, corpus.num_rows, "FAISS", "vec")
     try:
@@ -155,6 +160,7 @@ def _build_dense(
     tmp = out / "dense" / ".faiss.index.tmp"
     faiss.write_index(index, str(tmp))
     tmp.replace(out / FAISS_FILE)
+    seconds = {"vectors": round(encoded - start, 3), "faiss": round(time.perf_counter() - encoded, 3)}
     return {
         "encoder": config_to_dict(config.encoder),
         "dim": dim,
@@ -162,6 +168,7 @@ def _build_dense(
         "vectors": VECTORS,
         "vectors_source": "precomputed" if vectors_file else "encoded",
         "faiss": {**config_to_dict(config.faiss), "file": FAISS_FILE, "ntotal": int(index.ntotal)},
+        "build_seconds": seconds,
     }
 
 

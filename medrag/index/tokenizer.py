@@ -1,4 +1,4 @@
-"""A tokenizer for biomedical text, built on bm25s' ``Tokenizer`` (vocabulary, stopwords, stemming cache).
+"""A tokenizer for biomedical text (bm25s' English stopwords, PyStemmer stemming).
 
 Rules (all recorded in the index manifest through ``BM25Config``):
 
@@ -10,20 +10,24 @@ Rules (all recorded in the index manifest through ``BM25Config``):
 - a decimal number stays whole ("2.5", "0.625"), so doses are not split into two integers;
 - stopwords are dropped (checked before stemming, as bm25s does), then words are stemmed with PyStemmer.
 
-The same ``analyze`` runs on documents (through bm25s' Tokenizer, which caches the stem of each word) and on
-queries, so both sides always see identical terms.
+The same rules run on documents (``TermIds``, which stems each distinct word once) and on queries
+(``analyze``), so both sides always see identical terms.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from itertools import chain
+from typing import Any
+
+import numpy as np
 
 from ..config import BM25Config
 from ..errors import ConfigError, DependencyMissingError
 
-__all__ = ["GREEK", "BiomedicalTokenizer", "tokenizer_spec"]
+__all__ = ["GREEK", "BiomedicalTokenizer", "TermIds", "tokenizer_spec"]
 
 #: Greek letters (lower and upper case, plus the micro sign) and the names they expand to.
 GREEK: dict[str, str] = {
@@ -36,6 +40,7 @@ _GREEK_UPPER = {k.upper(): v for k, v in GREEK.items() if k.upper() != k and k n
 # Letters are expanded as whole words only when they stand alone; inside a word ("TNFα") they are
 # separated by a hyphen so the compound rule applies ("tnf-alpha").
 _GREEK_TABLE = str.maketrans({k: f"-{v}-" for k, v in {**GREEK, **_GREEK_UPPER}.items()})
+_HAS_GREEK = re.compile("[\u0391-\u03a9\u03b1-\u03c9\u00b5]")
 
 # a run of word characters, joined to further runs by hyphens or (between digits) by a decimal point
 _TOKEN = re.compile(r"[^\W_]+(?:(?:-+|(?<=\d)\.(?=\d))[^\W_]+)*")
@@ -60,13 +65,13 @@ def tokenizer_spec(config: BM25Config) -> dict[str, object]:
 
 
 @lru_cache(maxsize=8)
-def _stemmer(language: str) -> Callable[[str], str]:
+def _stemmer(language: str) -> Any:
     try:
         import Stemmer
     except ImportError as exc:  # pragma: no cover - PyStemmer is a core dependency
         raise DependencyMissingError("PyStemmer", "default", "BM25 stemming") from exc
     try:
-        return Stemmer.Stemmer(language).stemWord
+        return Stemmer.Stemmer(language)
     except KeyError as exc:
         raise ConfigError(
             f"unknown stemmer language {language!r}; PyStemmer knows: {', '.join(Stemmer.algorithms())}"
@@ -89,9 +94,8 @@ class BiomedicalTokenizer:
     def __init__(self, config: BM25Config | None = None) -> None:
         self.config = config or BM25Config()
         self.stopwords = _stopwords(self.config.stopwords)
-        self.stem: Callable[[str], str] | None = (
-            _stemmer(self.config.stemmer) if self.config.stemmer else None
-        )
+        self.stemmer = _stemmer(self.config.stemmer) if self.config.stemmer else None
+        self.stem: Callable[[str], str] | None = self.stemmer.stemWord if self.stemmer is not None else None
         self._both = self.config.hyphens == "both"
         self._min = self.config.min_token_length
 
@@ -99,7 +103,7 @@ class BiomedicalTokenizer:
         """Lower-case and expand Greek letters (the steps before splitting)."""
         if self.config.lowercase:
             text = text.lower()
-        if self.config.greek == "expand":
+        if self.config.greek == "expand" and _HAS_GREEK.search(text):
             text = text.translate(_GREEK_TABLE)
         return text
 
@@ -131,13 +135,44 @@ class BiomedicalTokenizer:
         stem = self.stem
         return [stem(w) for w in words]
 
-    def bm25s_tokenizer(self):  # type: ignore[no-untyped-def]
-        """A fresh ``bm25s.tokenization.Tokenizer`` applying exactly ``analyze``'s rules."""
-        from bm25s.tokenization import Tokenizer
+    def term_ids(self) -> TermIds:
+        """A growing vocabulary that turns batches of documents into term ids (for index builds)."""
+        return TermIds(self)
 
-        return Tokenizer(
-            lower=False,
-            splitter=self._split_normalized,
-            stopwords=sorted(self.stopwords),
-            stemmer=self.stem,
-        )
+
+class TermIds:
+    """Documents → term ids with a vocabulary grown in order of first appearance (bm25s' convention).
+
+    Equivalent to bm25s' ``Tokenizer`` with ``analyze``'s rules, but the per-token work is C-level: each
+    batch's words are looked up with ``map`` over a word → id dict in which stopwords map to -1; only words
+    never seen before go through Python (stopword check, stemming, id assignment).
+    """
+
+    def __init__(self, tokenizer: BiomedicalTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.word_to_id: dict[str, int] = dict.fromkeys(tokenizer.stopwords, -1)
+        self.term_to_id: dict[str, int] = {}
+
+    def _register(self, words: set[str]) -> None:
+        ordered = sorted(words)  # deterministic ids whatever the set order
+        stemmer = self.tokenizer.stemmer
+        stems = stemmer.stemWords(ordered) if stemmer is not None else ordered
+        terms = self.term_to_id
+        for word, term in zip(ordered, stems):
+            self.word_to_id[word] = terms.setdefault(term, len(terms))
+
+    def batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, lengths)``: the concatenated term ids of ``texts`` and each text's number of terms."""
+        split = self.tokenizer._split_normalized
+        docs = [split(t) for t in texts]
+        counts = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        flat = list(chain.from_iterable(docs))
+        new = set(flat).difference(self.word_to_id)
+        if new:
+            self._register(new)
+        ids = np.fromiter(map(self.word_to_id.__getitem__, flat), dtype=np.int64, count=len(flat))
+        keep = ids >= 0
+        if keep.all():
+            return ids, counts
+        doc = np.repeat(np.arange(len(docs), dtype=np.int64), counts)
+        return ids[keep], np.bincount(doc[keep], minlength=len(docs)).astype(np.int64)

@@ -42,12 +42,19 @@ def test_stopwords_and_stemming():
     assert custom.analyze("the patients") == ["the"]
 
 
-def test_bm25s_tokenizer_applies_the_same_rules():
+def test_term_ids_apply_the_same_rules_as_analyze():
     tok = BiomedicalTokenizer(BM25Config(hyphens="both"))
-    inner = tok.bm25s_tokenizer()
-    texts = ["Anti-TNFα therapy in 2.5% of the patients", "β-blockers after MI"]
-    ids = inner.tokenize(texts, show_progress=False, allow_empty=False)
-    assert inner.decode(ids) == [tok.analyze(t) for t in texts]
+    vocab = tok.term_ids()
+    texts = ["Anti-TNFα therapy in 2.5% of the patients", "β-blockers after MI", "the of and", "Patients treated"]
+    ids, lengths = vocab.batch(texts)
+    terms = {i: t for t, i in vocab.term_to_id.items()}
+    decoded, start = [], 0
+    for n in lengths.tolist():
+        decoded.append([terms[i] for i in ids[start : start + n].tolist()])
+        start += n
+    assert decoded == [tok.analyze(t) for t in texts]
+    assert lengths.tolist()[2] == 0  # stopwords only
+    assert sorted(vocab.term_to_id.values()) == list(range(len(vocab.term_to_id)))
 
 
 def test_spec_is_recorded():
