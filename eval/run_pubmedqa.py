@@ -51,6 +51,8 @@ def write_table(out: Path) -> Path:
             f"| {_pct(s['std_binomial'])} | {_pct(s['std_bootstrap'])} | {s['unparsed']} | {preds} |"
         )
     versions = rows[0][5]
+    timing_file = out / "timing.json"
+    sample = json.loads(timing_file.read_text(encoding="utf-8")) if timing_file.is_file() else None
     lines += [
         "",
         "Context `gold` shows the item's own abstract (cut to "
@@ -60,11 +62,16 @@ def write_table(out: Path) -> Path:
         "Timing: " + "; ".join(
             f"{name}: {t['seconds_per_generated_item']} s/item over {t['generated_items']} generated items"
             for name, _, _, t, _, _ in rows if t.get("seconds_per_generated_item")
-        ) + f" (2 shared CPU cores, llama-cpp-python {versions.get('llama-cpp-python', '?')}).",
+        ) + f" (last invocation of each run, on 2 CPU cores shared with other jobs; llama-cpp-python "
+        f"{versions.get('llama-cpp-python', '?')}). The gold run was interrupted and resumed from its cache.",
         "",
-        "Produced by `python eval/run_pubmedqa.py` (results.json beside this file holds the full config and "
-        "library versions).",
+        "Produced by `python eval/run_pubmedqa.py [--context none]` (results.json beside this file holds the "
+        "full config and library versions).",
     ]
+    if sample:
+        lines += ["", f"Timing sample (`--timing-sample {sample['n']}`, fresh cache, load average "
+                  f"{sample['load_before']:.1f} before): " + ", ".join(
+                      f"{ctx} {v:.2f} s/item" for ctx, v in sample["seconds_per_item"].items()) + "."]
     md = out.parent / "pubmedqa.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return md
@@ -77,8 +84,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--timing-sample", type=int, default=0,
+                    help="Only time N items per context in a throw-away folder (written to timing.json).")
     args = ap.parse_args()
-    if not args.table_only:
+    if args.timing_sample:
+        _timing_sample(args)
+    elif not args.table_only:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from medrag.config import QAEvalConfig
         from medrag.evaluation.qa import load_pubmedqa
@@ -93,6 +104,26 @@ def main() -> None:
         print(f"{args.context}: accuracy {res['summary']['accuracy']:.3f} "
               f"(majority {res['summary']['majority_baseline']:.3f}) in {time.perf_counter() - t0:.0f}s")
     print(f"wrote {write_table(OUT)}")
+
+
+def _timing_sample(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from medrag.config import QAEvalConfig
+    from medrag.evaluation.qa import load_pubmedqa
+    from medrag.evaluation.rag import run_qa
+    from medrag.llm import load_llm
+
+    items = load_pubmedqa(args.data)[: args.timing_sample]
+    load_before = os.getloadavg()[0]
+    per_item = {}
+    with load_llm(None, n_threads=args.threads) as llm, tempfile.TemporaryDirectory() as tmp:
+        for ctx in ("gold", "none"):
+            res = run_qa(items, QAEvalConfig(benchmark="pubmedqa", context=ctx), Path(tmp) / ctx, llm, progress=False)
+            per_item[ctx] = res["timing"]["seconds_per_generated_item"]
+    (OUT / "timing.json").write_text(json.dumps(
+        {"n": args.timing_sample, "threads": args.threads, "load_before": load_before, "seconds_per_item": per_item},
+        indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
