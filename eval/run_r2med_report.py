@@ -43,13 +43,21 @@ def _tasks(shared: Path) -> list:
     return tasks
 
 
-def _run(task, config, llm=None) -> dict:
+def _run(task, config, llm=None) -> None:
     from medrag.evaluation.retrieval import evaluate_task
 
-    outcome = evaluate_task(task, config, OUT, cache_dir=WORK / "cache", llm=llm, progress=True)
-    timing = json.loads((outcome.out_dir / "results.json").read_text(encoding="utf-8"))["timing"]
-    return {"task": task.name, "system": outcome.system, "ndcg@10": outcome.aggregate["ndcg@10"],
-            "recall@100": outcome.aggregate["recall@100"], "queries": outcome.num_queries, **timing}
+    evaluate_task(task, config, OUT, cache_dir=WORK / "cache", llm=llm, progress=True)
+
+
+def _rows() -> list[dict]:
+    """One row per results.json under OUT (task order of the runs, then system name)."""
+    order = {"Cardio-Mini": 0, "Biology-demo": 1, "PubMedQA-retrieval": 2}
+    rows = []
+    for path in OUT.glob("*/*/results.json"):
+        res = json.loads(path.read_text(encoding="utf-8"))
+        rows.append({"task": res["task"]["name"], "system": res["system"], "ndcg@10": res["metrics"]["ndcg@10"],
+                     "recall@100": res["metrics"]["recall@100"], "queries": res["num_queries"], **res["timing"]})
+    return sorted(rows, key=lambda r: (order.get(r["task"], 9), "+" in r["system"], r["system"]))
 
 
 def _table(rows: list[dict]) -> str:
@@ -66,38 +74,44 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--skip-llm", action="store_true", help="No LLM expansion runs.")
-    args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def _run_all(args: argparse.Namespace) -> None:
     from medrag.config import RetrievalEvalConfig
-    from medrag.evaluation.report import write_report
-    from medrag.evaluation.retrieval import write_summary
 
     tasks = _tasks(args.shared)
-    rows = []
     for task in tasks:
         bench = "beir" if task.benchmark == "beir" else "r2med"
         for mode in ("bm25", "dense", "hybrid"):
-            rows.append(_run(task, RetrievalEvalConfig(benchmark=bench, mode=mode, ignore_identical_ids=bench == "beir")))
+            _run(task, RetrievalEvalConfig(benchmark=bench, mode=mode, ignore_identical_ids=bench == "beir"))
         if task.name == "Biology-demo":
             hyde = args.shared / "r2med" / "Biology-demo" / "hyde" / "qwen-7b" / "query_with_hydoc.jsonl"
-            rows.append(_run(task, RetrievalEvalConfig(mode="bm25", expand="hyde", expansions=str(hyde))))
+            _run(task, RetrievalEvalConfig(mode="bm25", expand="hyde", expansions=str(hyde)))
     if not args.skip_llm:
         from medrag.llm import load_llm
 
         cardio = tasks[0]
         with load_llm(None, n_threads=2) as llm:
             for method in ("hyde", "query2doc"):
-                rows.append(_run(cardio, RetrievalEvalConfig(mode="bm25", expand=method, expansion_max_tokens=64), llm))
+                _run(cardio, RetrievalEvalConfig(mode="bm25", expand=method, expansion_max_tokens=64), llm)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--skip-llm", action="store_true", help="No LLM expansion runs.")
+    ap.add_argument("--table-only", action="store_true", help="Rewrite the tables from existing results only.")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from medrag.evaluation.report import write_report
+    from medrag.evaluation.retrieval import write_summary
+
+    if not args.table_only:
+        _run_all(args)
     write_summary(OUT)
     written = write_report(OUT)
     md = ROOT / "eval" / "results" / "r2med.md"
     md.write_text(
         "# Retrieval runs (medrag eval) and the published R2MED figures\n\n"
-        + _table(rows)
+        + _table(_rows())
         + "\n\nBiology-demo is the shared two-passage R2MED demo: its one judged query's relevant passages are not "
         "in the demo corpus, so every system scores 0 there (it shows the R2MED layout runs end to end). "
         "PubMedQA-retrieval asks each of the 500 PubMedQA-L questions to find its own abstract among the 500, an "
@@ -106,7 +120,8 @@ def main() -> None:
         "reachable here), so no published figure is directly comparable; the published averages (BM25 15.13 … "
         "NV-Embed-v2 31.43, Query2doc GPT-4 + NV-Embed-v2 41.65) are charted in `r2med/retrieval.png` and listed "
         "in `r2med/report.md`. Dense = all-MiniLM-L6-v2 (FAISS Flat), hybrid = BM25 + dense fused with the index "
-        "defaults; LLM expansion = the offline Gemma 3 270M base model (64 tokens, greedy).\n\n"
+        "defaults; LLM expansion = the offline Gemma 3 270M base model (64 tokens, greedy); query2doc reused the "
+        "passages generated for HyDE (same prompt and model, so the generation cache is shared).\n\n"
         "Timings are wall seconds on 2 CPU cores shared with other jobs (load average 6-10 during the run); a "
         "step served from the cache (index already built for this corpus + config, passages already generated, "
         "queries already searched) shows ~0. Dense and hybrid share one index per task: whichever runs first pays "
@@ -114,7 +129,6 @@ def main() -> None:
         f"Produced by `python eval/run_r2med_report.py`; report: `r2med/{Path(written['markdown']).name}`.\n",
         encoding="utf-8",
     )
-    print(json.dumps(rows, indent=1))
     print(f"wrote {md} and {written['markdown']}")
 
 
