@@ -190,6 +190,14 @@ def report(results: dict[str, Any], tuning: list[Any] | None, seconds: float) ->
         "Per-query scores come from pytrec_eval; 'p' is a one-sided paired bootstrap p-value for "
         "hybrid > best single retriever on the same split.",
         "",
+        "Data: **guidelines** = the embedded corpus (43 guidelines, 145 sections, chunked by `medrag corpus`) with "
+        "169 clinical questions written for this project (`eval/data/guideline_queries.jsonl`; every section is "
+        "the answer to at least one question; relevance 2 = answers it, 1 = partly), split 85 dev / 84 test at "
+        "random (seeded). **pubmedqa** = the 500 PQA-L abstracts as the corpus, each question's own abstract as "
+        "its only relevant document, split dev/test alternately by sorted PMID. Both sets are near the ceiling "
+        "(the top document is usually right), so differences are a handful of queries; the per-query win/loss "
+        "counts and p-values say how much to trust them.",
+        "",
     ]
     for name, by_split in results.items():
         for split, res in by_split.items():

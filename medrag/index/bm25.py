@@ -23,7 +23,7 @@ from ..config import BM25Config
 from ..errors import IndexFormatError
 from .tokenizer import BiomedicalTokenizer
 
-__all__ = ["BM25_FILES", "build_bm25", "BM25Index", "topk"]
+__all__ = ["BM25_FILES", "build_bm25", "BM25Index", "topk", "top_sparse", "lookup"]
 
 log = logging.getLogger(__name__)
 
@@ -181,24 +181,54 @@ class BM25Index:
         vocab = self.vocab
         return np.array([vocab[t] for t in self.tokenizer.analyze(query) if t in vocab], dtype=np.int64)
 
+    def sparse_scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, scores)`` of the rows sharing a query term (rows sorted ascending; others score 0).
+
+        Works on the query terms' postings only, so its cost does not grow with the corpus but with the
+        postings it reads. A repeated query term counts once per repetition (as in bm25s and rank-bm25).
+        """
+        s = self.model.scores
+        indptr, indices, data = s["indptr"], s["indices"], s["data"]
+        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in self.term_ids(query).tolist()]
+        spans = [(a, b) for a, b in spans if b > a]
+        if not spans:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = np.concatenate([indices[a:b] for a, b in spans])
+        vals = np.concatenate([data[a:b] for a, b in spans])
+        unique, inverse = np.unique(rows, return_inverse=True)
+        summed = np.zeros(unique.size, dtype=np.float32)
+        np.add.at(summed, inverse, vals)
+        return unique.astype(np.int64), summed
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row (float32, length ``num_docs``)."""
-        ids = self.term_ids(query)
-        s = self.model.scores
+        rows, vals = self.sparse_scores(query)
         out = np.zeros(self.num_docs, dtype=np.float32)
-        if ids.size == 0:
-            return out
-        indptr, indices, data = s["indptr"], s["indices"], s["data"]
-        starts, ends = indptr[ids], indptr[ids + 1]
-        if int((ends - starts).sum()) == 0:
-            return out
-        rows = np.concatenate([indices[a:b] for a, b in zip(starts, ends)])
-        vals = np.concatenate([data[a:b] for a, b in zip(starts, ends)])
-        return np.bincount(rows, weights=vals, minlength=self.num_docs).astype(np.float32)
+        out[rows] = vals
+        return out
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows with a positive score among rows allowed by ``mask`` (bool, or None = all)."""
-        scores = self.scores(query)
-        if mask is not None:
-            scores = np.where(mask, scores, np.float32(0))
-        return topk(scores, k, positive_only=True)
+        return top_sparse(self.sparse_scores(query), k, mask)
+
+
+def top_sparse(
+    sparse: tuple[np.ndarray, np.ndarray], k: int, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of sparse ``(rows, scores)`` with a positive score, among rows allowed by ``mask``."""
+    rows, vals = sparse
+    keep = vals > 0
+    if mask is not None:
+        keep &= mask[rows]
+    rows, vals = rows[keep], vals[keep]
+    pick, best = topk(vals, k)
+    return rows[pick], best
+
+
+def lookup(sparse: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Scores of arbitrary ``rows`` from sparse ``(sorted rows, scores)`` (0 where absent)."""
+    known, vals = sparse
+    if known.size == 0:
+        return np.zeros(rows.size, dtype=np.float32)
+    pos = np.clip(np.searchsorted(known, rows), 0, known.size - 1)
+    return np.where(known[pos] == rows, vals[pos], np.float32(0)).astype(np.float32)

@@ -166,15 +166,13 @@ class HybridRetriever:
         return [index.search_filtered(v, depth, mask) for v in vectors]
 
     def _fuse(self, query: str, vector: np.ndarray, dense: Rows, k: int, mask: np.ndarray | None) -> Rows:
-        from ..index.bm25 import topk
+        from ..index.bm25 import lookup, top_sparse
         from ..index.dense import row_scores
 
         fusion = self.fusion
         depth = max(k, fusion.depth)
-        full = self.bm25.scores(query)
-        if mask is not None:
-            full = np.where(mask, full, np.float32(0))
-        bm25_rows, _ = topk(full, depth, positive_only=True)
+        sparse = self.bm25.sparse_scores(query)
+        bm25_rows, _ = top_sparse(sparse, depth, mask)
         dense_rows, _ = dense
         if fusion.method == "rrf":
             rows, scores = rrf_fusion([bm25_rows, dense_rows], k=fusion.rrf_k, weights=fusion.weights)
@@ -182,7 +180,7 @@ class HybridRetriever:
         candidates = union_rows(bm25_rows, dense_rows)
         index = self._dense_part().index
         dense_scores = row_scores(index.vectors, candidates, vector, index.metric)
-        fused = weighted_fusion([full[candidates], dense_scores], fusion.weights, fusion.normalization)
+        fused = weighted_fusion([lookup(sparse, candidates), dense_scores], fusion.weights, fusion.normalization)
         return rank(candidates, fused, k)
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:

@@ -96,3 +96,16 @@ def test_topk_breaks_ties_by_row_and_keeps_ties_at_the_cut():
     assert rows.tolist() == [1, 2] and vals.tolist() == [3.0, 3.0]
     rows, _ = topk(scores, 10, positive_only=True)
     assert rows.tolist() == [1, 2, 4, 3, 0]
+
+
+def test_sparse_scores_and_lookup_agree_with_the_dense_vector(tmp_path):
+    from medrag.index.bm25 import lookup
+
+    index = _build(tmp_path, BM25Config(), [DOCS])
+    for query in QUERIES:
+        full = index.scores(query)
+        rows, vals = index.sparse_scores(query)
+        assert rows.tolist() == np.flatnonzero(full).tolist()
+        np.testing.assert_array_equal(vals, full[rows])
+        probe = np.arange(len(DOCS))
+        np.testing.assert_array_equal(lookup((rows, vals), probe), full)
