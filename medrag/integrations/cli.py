@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..config import ServeConfig
-from ..errors import ConfigError
+from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError
 from ..llm.spec import SPEC_HELP
 
 __all__ = ["serve", "mcp", "is_loopback", "read_api_key"]
@@ -48,7 +48,14 @@ def _load(index: Path, mode: str, device: str, llm_spec: str | None, profile: st
         return retriever, None
     from ..llm import load_llm
 
-    return retriever, load_llm(llm_spec, profile=profile)
+    try:
+        return retriever, load_llm(llm_spec, profile=profile)
+    except (DependencyMissingError, BackendUnavailableError) as exc:
+        if llm_spec is not None:
+            raise
+        click.secho(f"Warning: the default LLM is not available ({exc}); serving search only "
+                    "(pass --llm SPEC, or --no-llm to silence this).", fg="yellow", err=True)
+        return retriever, None
 
 
 def _common(fn: Any) -> Any:

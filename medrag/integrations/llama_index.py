@@ -30,6 +30,7 @@ from ._common import hit_metadata, retriever_lock
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.base.llms.generic_utils import completion_response_to_chat_response
     from llama_index.core.base.llms.types import (
         ChatMessage,
         ChatResponse,
@@ -38,11 +39,15 @@ try:
         LLMMetadata,
     )
     from llama_index.core.callbacks import CallbackManager
-    from llama_index.core.base.llms.generic_utils import completion_response_to_chat_response
     from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
     from llama_index.core.llms.custom import CustomLLM
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-    from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+    from llama_index.core.vector_stores.types import (
+        FilterCondition,
+        FilterOperator,
+        MetadataFilter,
+        MetadataFilters,
+    )
     from pydantic import Field, PrivateAttr
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise DependencyMissingError("llama-index-core", "llamaindex", "the LlamaIndex integration") from exc

@@ -3,8 +3,8 @@
 Tools return structured results (an MCP ``structuredContent`` object with an output schema, plus the same
 JSON as text): ``search`` → ``{query, k, mode, hits: [...]}`` (hits as in ``Hit.to_dict()``), ``ask`` → an
 Answer (``Answer.to_dict()``). Bad arguments come back as tool errors (``isError``) with a one-line message.
-``ask`` is offered only when an LLM is loaded. Built on the official ``mcp`` SDK (``MCPServer``; ``FastMCP``
-on mcp 1.x). Requires ``pip install 'medrag[mcp]'``.
+``ask`` is offered only when an LLM is loaded. Built on the official ``mcp`` SDK (>= 2, ``MCPServer``).
+Requires ``pip install 'medrag[mcp]'``.
 """
 
 # no ``from __future__ import annotations``: the MCP SDK reads the tool signatures at runtime
@@ -20,7 +20,15 @@ from ..config import ServeConfig
 from ..errors import DependencyMissingError, MedragError
 from ..reason.runner import normalize_options
 from ..retrieve.base import Filters, Retriever
-from .schemas import AnswerModel, AskMode, SearchMode, SearchResponse, answer_model, hits_model, request_models
+from .schemas import (
+    AnswerModel,
+    AskMode,
+    SearchMode,
+    SearchResponse,
+    answer_model,
+    hits_model,
+    request_models,
+)
 from .service import AskParams, SearchService, run_ask
 
 __all__ = ["build_mcp_server", "run_stdio"]
@@ -36,21 +44,13 @@ _INSTRUCTIONS = (
 
 
 def _sdk() -> tuple[Any, type[Exception]]:
-    """The SDK's high-level server class and its ToolError (mcp 2.x: MCPServer; mcp 1.x: FastMCP)."""
+    """The SDK's high-level server class and its ToolError (mcp >= 2: ``MCPServer``)."""
     try:
         from mcp.server.mcpserver import MCPServer
         from mcp.server.mcpserver.exceptions import ToolError
-
-        return MCPServer, ToolError
-    except ImportError:
-        pass
-    try:
-        from mcp.server.fastmcp import FastMCP
-        from mcp.server.fastmcp.exceptions import ToolError
-
-        return FastMCP, ToolError
     except ImportError as exc:
-        raise DependencyMissingError("mcp", "mcp", "the MCP server") from exc
+        raise DependencyMissingError("mcp>=2", "mcp", "the MCP server") from exc
+    return MCPServer, ToolError
 
 
 def build_mcp_server(retriever: Retriever | SearchService, llm: Any = None, config: ServeConfig | None = None) -> Any:

@@ -123,6 +123,8 @@ class HealthResponse(BaseModel):
     default_mode: str
     llm: str | None
     ask: bool
+    searches: int = Field(description="Queries searched since start (including merged batches).")
+    search_batches: int = Field(description="batch_search calls those queries took (merging makes it fewer).")
 
 
 def hits_model(hits: list[Hit]) -> list[HitModel]:

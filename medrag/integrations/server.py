@@ -32,7 +32,7 @@ from .service import AskParams, SearchService, public_event, run_ask
 
 require("fastapi", "fastapi", "serve", "the HTTP service")
 
-from fastapi import FastAPI, Request  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 from fastapi.responses import StreamingResponse  # noqa: E402
 
 from .http_layer import (  # noqa: E402
@@ -58,6 +58,7 @@ from .schemas import (  # noqa: E402
 __all__ = ["create_app", "ServerState"]
 
 log = logging.getLogger(__name__)
+
 
 class ServerState:
     """What the routes share: the search service, the LLM, the config and the ask thread pool."""
@@ -161,7 +162,8 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         return HealthResponse(status="ok", version=__version__, index=state.index_label,
                               rows=int(getattr(getattr(service.retriever, "corpus", None), "num_rows", 0)),
                               modes=service.modes, default_mode=service.default_mode,
-                              llm=getattr(state.llm, "name", None), ask=state.llm is not None)
+                              llm=getattr(state.llm, "name", None), ask=state.llm is not None,
+                              searches=service.stats["queries"], search_batches=service.stats["batches"])
 
     @app.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, tags=["retrieval"])
     async def search(body: SearchRequest) -> SearchResponse:  # type: ignore[valid-type]
@@ -175,7 +177,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         """Top-k chunks for each of several queries (one batched search)."""
         results = await state.search(list(body.queries), body.k, body.mode, _filters(body.filters))
         return BatchSearchResponse(k=body.k, mode=body.mode or service.default_mode, results=[
-            QueryHits(query=check_query(q), hits=hits_model(h)) for q, h in zip(body.queries, results)])
+            QueryHits(query=check_query(q), hits=hits_model(h)) for q, h in zip(body.queries, results, strict=True)])
 
     @app.post("/ask", response_model=AnswerModel, responses=ERROR_RESPONSES, tags=["reasoning"])
     async def ask(body: AskRequest) -> AnswerModel:  # type: ignore[valid-type]
