@@ -164,6 +164,36 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class AnonPeak:
+    """Samples the process's anonymous RSS (``RssAnon``: memory it allocated, not file pages it mapped)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, anon_rss_mb())
+            self._stop.wait(interval)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, anon_rss_mb())
+
+
+def anon_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def current_rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -191,17 +221,23 @@ def child_medrag_build(n: int, queries: list[str]) -> dict[str, Any]:
 
     out = WORK / f"index-{n}"
     corpus, vectors = make_corpus(n), make_vectors(n)
+    sampler = AnonPeak()
     start = time.perf_counter()
     build_index([corpus], out, IndexConfig(dense=False), progress=False)
     bm25_only_s = time.perf_counter() - start
     bm25_peak = peak_rss_mb()  # the BM25 build alone (ru_maxrss only grows: read it before the dense part)
+    bm25_anon = sampler.stop()
+    sampler = AnonPeak()
     start = time.perf_counter()
     build_index([corpus], out, IndexConfig(), progress=False, vectors=vectors)
     total = time.perf_counter() - start
+    full_anon = sampler.stop()
     manifest = json.loads((out / "manifest.json").read_text())
     return {
         "bm25_only_build_s": bm25_only_s,
         "bm25_peak_rss_mb": bm25_peak,
+        "bm25_peak_anon_mb": bm25_anon,
+        "full_peak_anon_mb": full_anon,
         "build_s": total,
         "bm25_build_s": manifest["bm25"]["stats"]["build_seconds"],
         "faiss_build_s": manifest["dense"]["build_seconds"]["faiss"],
@@ -261,11 +297,13 @@ def child_bm25s(n: int, queries: list[str]) -> dict[str, Any]:
     texts = texts_of(make_corpus(n))
     stemmer = Stemmer.Stemmer("english")
     rss_texts = current_rss_mb()
+    sampler = AnonPeak()
     start = time.perf_counter()
     tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
     model = bm25s.BM25()
     model.index(tokens, show_progress=False)
     build_s = time.perf_counter() - start
+    anon = sampler.stop()
     del texts
     out = WORK / f"bm25s-{n}"
     model.save(str(out), show_progress=False)
@@ -284,7 +322,7 @@ def child_bm25s(n: int, queries: list[str]) -> dict[str, Any]:
                     show_progress=False)
     batch_qps = len(queries) / (time.perf_counter() - start)
     return {"build_s": build_s, "load_s": load_s, "qps": qps, "batch_qps": batch_qps,
-            "peak_rss_mb": peak_rss_mb(), "rss_texts_mb": rss_texts, "index_mb": dir_mb(out)}
+            "peak_rss_mb": peak_rss_mb(), "peak_anon_mb": anon, "rss_texts_mb": rss_texts, "index_mb": dir_mb(out)}
 
 
 def child_rank_bm25(n: int, queries: list[str]) -> dict[str, Any]:
@@ -446,7 +484,9 @@ def report(results: dict[str, Any], sizes: list[int], meta: dict[str, Any]) -> s
     g = lambda k, n, key: _get(results, k, n, key)  # noqa: E731
     lines = [
         "# Retrieval benchmark", "",
-        f"`python eval/bench_retrieval.py {meta['argv']}` — {meta['when']}, {meta['cpus']} CPU cores shared with "
+        f"`python eval/bench_retrieval.py {meta['argv']}` — {meta['when']}"
+        + (f" (re-run of some rows: `{meta['rerun']}`)" if meta.get("rerun") else "")
+        + f", {meta['cpus']} CPU cores shared with "
         f"other jobs (load average at start {meta['load_start']}, at end {meta['load_end']}); total {meta['total_s']:.0f} s. "
         "Synthetic medical-like chunks of 60–140 words (Zipfian vocabulary of 60k terms seeded with medical words, "
         "hyphenated terms, Greek letters and doses), 2–5-word queries; top-10. Each cell is one run in a fresh "
@@ -456,7 +496,7 @@ def report(results: dict[str, Any], sizes: list[int], meta: dict[str, Any]) -> s
         "## BM25", "",
         "| chunks | medrag build s | bm25s build s | rank-bm25 build s | medrag q/s | bm25s q/s (1 query/call) "
         "| bm25s q/s (batch) | rank-bm25 q/s | medrag / bm25s q/s | medrag / rank-bm25 q/s | medrag / bm25s build speed "
-        "| medrag build peak RSS MB | bm25s build peak RSS MB | medrag BM25 index MB |",
+        "| medrag build peak RSS MB (anon) | bm25s build peak RSS MB (anon) | medrag BM25 index MB |",
         "|---:|" + "---:|" * 13,
     ]
     for n in sizes:
@@ -465,19 +505,22 @@ def report(results: dict[str, Any], sizes: list[int], meta: dict[str, Any]) -> s
         lines.append(
             f"| {n:,} | {fmt(mb)} | {fmt(bs)} | {fmt(g('rank-bm25', n, 'build_s'))} | {fmt(mq, 1)} | {fmt(bq, 1)} "
             f"| {fmt(g('bm25s', n, 'batch_qps'), 1)} | {fmt(rq, 2)} | {ratio(mq, bq)} | {ratio(mq, rq)} "
-            f"| {ratio(bs, mb)} | {fmt(g('medrag-build', n, 'bm25_peak_rss_mb'), 0)} | {fmt(g('bm25s', n, 'peak_rss_mb'), 0)} "
+            f"| {ratio(bs, mb)} | {fmt(g('medrag-build', n, 'bm25_peak_rss_mb'), 0)} "
+            f"({fmt(g('medrag-build', n, 'bm25_peak_anon_mb'), 0)}) | {fmt(g('bm25s', n, 'peak_rss_mb'), 0)} "
+            f"({fmt(g('bm25s', n, 'peak_anon_mb'), 0)}) "
             f"| {fmt(g('medrag-build', n, 'bm25_mb'), 0)} |"
         )
     lines += [
         "", "BM25 build times cover tokenising + indexing; medrag's also reads the text from the Arrow corpus, "
         "bm25s/rank-bm25 get a ready Python list of strings. Peak RSS of the BM25 build: medrag's process "
         "(corpus memory-mapped: pages read count as RSS); bm25s' process includes the texts held as Python "
-        "strings (its API needs them). Queries/s are single-threaded, one query per call, top-10.", "",
+        "strings (its API needs them). In parentheses: peak anonymous RSS (memory allocated, not mapped file "
+        "pages), sampled every 50 ms. Queries/s are single-threaded, one query per call, top-10.", "",
         "## Dense (FAISS Flat, synthetic vectors) and index load", "",
         "| chunks | medrag search q/s (batch) | faiss q/s (batch) | ratio | medrag q/s (1/call) | faiss q/s (1/call) "
         "| ratio | FAISS build s | medrag `load_index` s (whole index; + first-import time in a fresh process) "
         "| faiss `read_index` s (Flat, copy) "
-        "| RSS after load MB | index on disk MB | full build s (BM25+vectors+FAISS) | full build peak RSS MB "
+        "| RSS after load MB | index on disk MB | full build s (BM25+vectors+FAISS) | full build peak RSS MB (anon) "
         "| hybrid q/s (query vectors cached) |",
         "|---:|" + "---:|" * 15,
     ]
@@ -490,7 +533,7 @@ def report(results: dict[str, Any], sizes: list[int], meta: dict[str, Any]) -> s
             f"(+{fmt(g('medrag-search', n, 'import_s'), 2)} imports) "
             f"| {fmt(g('faiss-raw', n, 'load_s'), 3)} | {fmt(g('medrag-search', n, 'rss_after_load_mb'), 0)} "
             f"| {fmt(g('medrag-build', n, 'index_mb'), 0)} | {fmt(g('medrag-build', n, 'build_s'))} "
-            f"| {fmt(g('medrag-build', n, 'peak_rss_mb'), 0)} "
+            f"| {fmt(g('medrag-build', n, 'peak_rss_mb'), 0)} ({fmt(g('medrag-build', n, 'full_peak_anon_mb'), 0)}) "
             f"| {fmt(g('medrag-search', n, 'hybrid_qps_cached_query_vectors'), 1)} |"
         )
     enc = results.get("encode") or {}
@@ -564,6 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encode-sample", type=int, default=512)
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per child measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="rerun only these measurements (medrag-build medrag-search faiss-raw bm25s rank-bm25 "
+                             "encode real) and merge them into the existing retrieval_bench.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -582,16 +628,24 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"argv": " ".join(sys.argv[1:]), "when": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
             "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg())}
     results: dict[str, Any] = {}
+    previous = args.out / "retrieval_bench.json"
+    wanted = set(args.only) if args.only else None
+    if wanted and previous.is_file():
+        saved = json.loads(previous.read_text())
+        results, meta = saved["results"], {**saved["meta"], "rerun": f"{meta['when']}: {' '.join(sorted(wanted))}"}
     for n in sorted(args.sizes):
         for kind in ("medrag-build", "medrag-search", "faiss-raw", "bm25s", "rank-bm25"):
             if (kind == "rank-bm25" and n > args.rank_bm25_max) or (kind == "bm25s" and n > args.bm25s_max):
                 continue
-            results[f"{kind}:{n}"] = run_child(kind, n, args.queries, args.timeout)
-    results["encode"] = run_child("encode", args.encode_sample, args.queries, args.timeout)
+            if wanted is None or kind in wanted:
+                results[f"{kind}:{n}"] = run_child(kind, n, args.queries, args.timeout)
+    if wanted is None or "encode" in wanted:
+        results["encode"] = run_child("encode", args.encode_sample, args.queries, args.timeout)
     for name in ("guidelines", "pubmedqa"):
-        results[f"real:{name}"] = run_child("real", name, args.queries, args.timeout)
+        if wanted is None or "real" in wanted:
+            results[f"real:{name}"] = run_child("real", name, args.queries, args.timeout)
     meta["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    meta["total_s"] = time.perf_counter() - started
+    meta["total_s"] = meta.get("total_s", 0.0) + time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "retrieval_bench.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     plot(results, sorted(args.sizes), args.out / "retrieval_bench.png")

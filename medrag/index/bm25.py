@@ -37,24 +37,36 @@ BM25_FILES = (
 
 
 @dataclass
-class _Postings:
-    """(doc, term, tf) triples accumulated batch by batch, plus every document's length in terms."""
+class _Batch:
+    """One batch of documents as (term, tf) pairs sorted by (document, term)."""
 
-    docs: list[np.ndarray]
-    terms: list[np.ndarray]
-    tfs: list[np.ndarray]
-    lengths: list[np.ndarray]
+    terms: np.ndarray  # int32
+    tfs: np.ndarray  # uint16 (uint32 if a term occurs 65536+ times in one document)
+    per_doc: np.ndarray  # int32: distinct terms of each document
+    lengths: np.ndarray  # float32: terms of each document (BM25 document length)
+
+
+@dataclass
+class _Postings:
+    """The corpus as compact per-batch (term, tf) arrays (no document id per pair: ``per_doc`` counts)."""
+
+    batches: list[_Batch]
     n_docs: int = 0
+    nonzeros: int = 0
+    total_length: float = 0.0
 
     def add(self, flat: np.ndarray, lengths: np.ndarray) -> None:
         """One batch: concatenated term ids and each document's number of terms."""
-        doc = np.repeat(np.arange(self.n_docs, self.n_docs + len(lengths), dtype=np.int64), lengths)
+        doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
         keys, tf = np.unique((doc << 32) | flat, return_counts=True)
-        self.docs.append((keys >> 32).astype(np.int32))
-        self.terms.append((keys & 0xFFFFFFFF).astype(np.int32))
-        self.tfs.append(tf.astype(np.float32))
-        self.lengths.append(lengths.astype(np.float32))
+        tf_type = np.uint16 if tf.size == 0 or tf.max() < 2**16 else np.uint32
+        per_doc = np.bincount((keys >> 32).astype(np.int64), minlength=len(lengths)).astype(np.int32)
+        self.batches.append(
+            _Batch((keys & 0xFFFFFFFF).astype(np.int32), tf.astype(tf_type), per_doc, lengths.astype(np.float32))
+        )
         self.n_docs += len(lengths)
+        self.nonzeros += keys.size
+        self.total_length += float(lengths.sum())
 
 
 def _idf(df: np.ndarray, n_docs: int, method: str) -> np.ndarray:
@@ -65,28 +77,50 @@ def _idf(df: np.ndarray, n_docs: int, method: str) -> np.ndarray:
     )
 
 
+def _place(batch: _Batch, first_doc: int, scores: np.ndarray, cursor: np.ndarray,
+           data: np.ndarray, indices: np.ndarray) -> None:
+    """Write one batch's scores into the CSC arrays (counting sort by term; documents stay ascending)."""
+    doc = np.repeat(np.arange(first_doc, first_doc + batch.per_doc.size, dtype=np.int32), batch.per_doc)
+    order = np.argsort(batch.terms, kind="stable")
+    terms = batch.terms[order]
+    starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]]) if terms.size else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, terms.size])
+    within = np.arange(terms.size) - np.repeat(starts, sizes)
+    positions = cursor[terms] + within
+    data[positions] = scores[order]
+    indices[positions] = doc[order]
+    cursor[terms[starts]] += sizes
+
+
 def _csc(postings: _Postings, n_vocab: int, config: BM25Config) -> dict[str, Any]:
-    """CSC score matrix (docs x vocab) from the triples, with bm25s' scoring functions."""
+    """CSC score matrix (docs x vocab) with bm25s' scoring functions, batch by batch.
+
+    Peak memory: the output arrays (the index itself) plus the compact per-batch pairs, which are released
+    as they are placed.
+    """
     from bm25s.scoring import _select_tfc_scorer
 
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-
-    doc, term, tf = cat(postings.docs, np.int32), cat(postings.terms, np.int32), cat(postings.tfs, np.float32)
-    lengths = cat(postings.lengths, np.float32)
-    postings.docs, postings.terms, postings.tfs = [], [], []
     n_docs = postings.n_docs
-    avg_len = float(lengths.mean()) if n_docs else 1.0
-    df = np.bincount(term, minlength=n_vocab)
+    df = np.zeros(n_vocab, dtype=np.int64)
+    for batch in postings.batches:
+        df += np.bincount(batch.terms, minlength=n_vocab)
     idf = _idf(df, n_docs, config.idf_method or config.method)
     tfc = _select_tfc_scorer(config.method)
-    scores = (idf[term] * tfc(tf_array=tf, l_d=lengths[doc], l_avg=avg_len or 1.0, k1=config.k1, b=config.b,
-                              delta=config.delta)).astype(np.float32)
-    del tf
-    order = np.argsort(term, kind="stable")  # docs arrive in order, so a stable sort keeps them sorted
+    avg_len = (postings.total_length / n_docs) if n_docs else 1.0
     indptr = np.zeros(n_vocab + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
-    return {"data": scores[order], "indices": doc[order], "indptr": indptr, "num_docs": n_docs}
+    cursor = indptr[:-1].copy()
+    data = np.empty(postings.nonzeros, dtype=np.float32)
+    indices = np.empty(postings.nonzeros, dtype=np.int32)
+    first_doc = 0
+    while postings.batches:
+        batch = postings.batches.pop(0)
+        doc_len = np.repeat(batch.lengths, batch.per_doc)
+        scores = idf[batch.terms] * tfc(tf_array=batch.tfs.astype(np.float32), l_d=doc_len, l_avg=avg_len or 1.0,
+                                        k1=config.k1, b=config.b, delta=config.delta)
+        _place(batch, first_doc, scores.astype(np.float32), cursor, data, indices)
+        first_doc += batch.per_doc.size
+    return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
 
 
 def build_bm25(
@@ -105,14 +139,14 @@ def build_bm25(
 
     config = config or BM25Config()
     term_ids = BiomedicalTokenizer(config).term_ids()
-    postings = _Postings([], [], [], [])
+    postings = _Postings([])
     for batch in texts:
         flat, lengths = term_ids.batch(batch)
         postings.add(flat, lengths)
         if progress is not None:
             progress(len(lengths))
     vocab = term_ids.term_to_id
-    avg_len = float(np.concatenate(postings.lengths).mean()) if postings.n_docs else 0.0
+    avg_len = postings.total_length / postings.n_docs if postings.n_docs else 0.0
     scores = _csc(postings, len(vocab), config)
     model = bm25s.BM25(
         k1=config.k1, b=config.b, delta=config.delta, method=config.method,
