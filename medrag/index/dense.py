@@ -159,6 +159,24 @@ def resolve_faiss_device(requested: str, faiss: Any) -> int | None:
     return gpu
 
 
+_GPU_RESOURCES: dict[int, Any] = {}
+
+
+def to_gpu(faiss: Any, index: Any, gpu: int) -> Any:
+    """``index`` cloned onto GPU ``gpu`` (one ``StandardGpuResources`` per GPU, kept for the process).
+
+    IVF-PQ uses float16 lookup tables (faiss needs them beyond 48 bytes per code); other indexes keep float32.
+    """
+    if gpu not in _GPU_RESOURCES:
+        _GPU_RESOURCES[gpu] = faiss.StandardGpuResources()
+    options = faiss.GpuClonerOptions()
+    try:
+        options.useFloat16 = isinstance(faiss.downcast_index(faiss.extract_index_ivf(index)), faiss.IndexIVFPQ)
+    except RuntimeError:  # not an IVF index
+        options.useFloat16 = False
+    return faiss.index_cpu_to_gpu(_GPU_RESOURCES[gpu], gpu, index, options)
+
+
 def _metric(faiss: Any, metric: str) -> int:
     return faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
 
@@ -180,8 +198,7 @@ def build_faiss(
         raise ConfigError(f"invalid faiss factory string {config.factory!r}: {str(exc).splitlines()[0]}") from exc
     gpu = resolve_faiss_device(config.device, faiss)
     if gpu is not None:
-        resources = faiss.StandardGpuResources()
-        index = faiss.index_cpu_to_gpu(resources, gpu, index)
+        index = to_gpu(faiss, index, gpu)
     if not index.is_trained:
         rng = np.random.default_rng(config.seed)
         take = min(config.train_sample, n)
@@ -219,7 +236,7 @@ def load_faiss(path: Path, config: FaissConfig, *, mmap: bool = True) -> Any:
     _set_search_defaults(faiss, index, config)
     gpu = resolve_faiss_device(config.device, faiss)
     if gpu is not None:
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index)
+        index = to_gpu(faiss, index, gpu)
     return index
 
 

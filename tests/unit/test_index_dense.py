@@ -146,3 +146,34 @@ def test_gpu_dispatch():
     if not hasattr(faiss, "StandardGpuResources"):
         with pytest.raises(BackendUnavailableError):
             build_faiss(_vectors(10), FaissConfig(device="cuda"), "ip")
+
+
+def test_gpu_clone_options_and_shared_resources(monkeypatch):
+    """The GPU branch, driven through a stand-in for faiss-gpu (no GPU here): resources are created once
+    per device and IVF-PQ gets float16 lookup tables while flat indexes stay float32."""
+    calls = []
+
+    class FakeGpuFaiss:
+        IndexIVFPQ = faiss.IndexIVFPQ
+        extract_index_ivf = staticmethod(faiss.extract_index_ivf)
+        downcast_index = staticmethod(faiss.downcast_index)
+
+        class StandardGpuResources:
+            pass
+
+        class GpuClonerOptions:
+            useFloat16 = None
+
+        @staticmethod
+        def index_cpu_to_gpu(res, gpu, index, options):
+            calls.append((res, gpu, options.useFloat16))
+            return index
+
+    monkeypatch.setattr(dense_mod, "_GPU_RESOURCES", {})
+    flat = faiss.index_factory(8, "Flat", faiss.METRIC_INNER_PRODUCT)
+    ivfpq = faiss.index_factory(8, "IVF4,PQ4", faiss.METRIC_INNER_PRODUCT)
+    dense_mod.to_gpu(FakeGpuFaiss, flat, 0)
+    dense_mod.to_gpu(FakeGpuFaiss, ivfpq, 0)
+    dense_mod.to_gpu(FakeGpuFaiss, flat, 1)
+    assert [c[1:] for c in calls] == [(0, False), (0, True), (1, False)]
+    assert calls[0][0] is calls[1][0] is not calls[2][0]
