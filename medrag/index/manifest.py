@@ -33,7 +33,7 @@ def corpus_refs(corpus: Corpus, index_dir: Path) -> list[dict[str, Any]]:
     """How the index names its corpora: a path relative to the index (portable), the absolute path, the
     fingerprint and row count of each, in row order."""
     refs = []
-    for path, manifest in zip(corpus.paths, corpus.manifests):
+    for path, manifest in zip(corpus.paths, corpus.manifests, strict=True):
         absolute = Path(path).resolve()
         rel = os.path.relpath(absolute, index_dir.resolve())
         rows = sum(int(s["rows"]) for s in manifest.get("shards", []))
@@ -113,7 +113,7 @@ def resolve_corpora(index_dir: Path, manifest: dict[str, Any], *, verify: bool =
         raise IndexFormatError(f"{index_dir}: manifest names no corpus")
     paths = [_locate(index_dir, ref) for ref in refs]
     corpus = Corpus.open_many(paths, verify=verify)
-    for ref, path, found in zip(refs, paths, corpus.fingerprints):
+    for ref, path, found in zip(refs, paths, corpus.fingerprints, strict=True):
         if found != ref["fingerprint"]:
             raise IndexFormatError(
                 f"{index_dir}: corpus {path} changed since the index was built "

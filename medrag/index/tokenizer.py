@@ -158,7 +158,7 @@ class TermIds:
         stemmer = self.tokenizer.stemmer
         stems = stemmer.stemWords(ordered) if stemmer is not None else ordered
         terms = self.term_to_id
-        for word, term in zip(ordered, stems):
+        for word, term in zip(ordered, stems, strict=True):
             self.word_to_id[word] = terms.setdefault(term, len(terms))
 
     def batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ def weighted_fusion(
     if len(scores) != len(weights):
         raise ValueError("one weight per score vector")
     fused = np.zeros(len(scores[0]) if scores else 0, dtype=np.float64)
-    for s, w in zip(scores, weights):
+    for s, w in zip(scores, weights, strict=True):
         if w:
             fused += w * normalize(s, normalization)
     return fused
@@ -69,7 +69,7 @@ def rrf_fusion(
     if len(weights) != len(rankings):
         raise ValueError("one weight per ranking")
     total: dict[int, float] = {}
-    for ranking, w in zip(rankings, weights):
+    for ranking, w in zip(rankings, weights, strict=True):
         if not w:
             continue
         for position, row in enumerate(np.asarray(ranking).tolist(), start=1):

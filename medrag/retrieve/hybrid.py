@@ -63,7 +63,7 @@ class _Dense:
         found = {q: self._cache[q] for q in queries if q in self._cache}
         missing = [q for q in dict.fromkeys(queries) if q not in found]
         if missing:
-            found.update(zip(missing, self._encode(missing)))
+            found.update(zip(missing, self._encode(missing), strict=True))
         for q, vector in found.items():
             self._cache[q] = vector
             self._cache.move_to_end(q)
@@ -151,7 +151,7 @@ class HybridRetriever:
         dense_hits = self._dense_rows(vectors, depth, mask)
         if self.mode == "dense":
             return dense_hits
-        return [self._fuse(q, v, d, k, mask) for q, v, d in zip(queries, vectors, dense_hits)]
+        return [self._fuse(q, v, d, k, mask) for q, v, d in zip(queries, vectors, dense_hits, strict=True)]
 
     def _dense_part(self) -> _Dense:
         if self._dense is None:
@@ -162,7 +162,7 @@ class HybridRetriever:
         index = self._dense_part().index
         if mask is None:
             rows, scores = index.search(vectors, depth)
-            return list(zip(rows, scores))
+            return list(zip(rows, scores, strict=True))
         return [index.search_filtered(v, depth, mask) for v in vectors]
 
     def _fuse(self, query: str, vector: np.ndarray, dense: Rows, k: int, mask: np.ndarray | None) -> Rows:
@@ -190,7 +190,7 @@ class HybridRetriever:
                 chunk_id=c.chunk_id, doc_id=c.doc_id, score=float(s), rank=i, text=c.text, title=c.title,
                 section=c.section, source=c.source, metadata=c.metadata,
             )
-            for i, (c, s) in enumerate(zip(chunks, scores.tolist()), start=1)
+            for i, (c, s) in enumerate(zip(chunks, scores.tolist(), strict=True), start=1)
         ]
 
 

@@ -73,7 +73,7 @@ def test_flat_index_is_exact_and_loads_memory_mapped(tmp_path):
     dense = DenseIndex(loaded, vectors, "ip", FaissConfig())
     queries = _vectors(5, seed=1)
     rows, scores = dense.search(queries, 10)
-    for q, r, s in zip(queries, rows, scores):
+    for q, r, s in zip(queries, rows, scores, strict=True):
         truth = np.argsort(-(vectors @ q), kind="stable")[:10]
         assert r.tolist() == truth.tolist()
         np.testing.assert_allclose(s, vectors[r] @ q, rtol=1e-5)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from medrag.config import BM25Config, EncoderConfig, FaissConfig, FusionConfig, IndexConfig, config_to_dict, index_config_from_dict
+from medrag.config import (
+    BM25Config,
+    EncoderConfig,
+    FaissConfig,
+    FusionConfig,
+    IndexConfig,
+    config_to_dict,
+    index_config_from_dict,
+)
 from medrag.errors import ConfigError
 from medrag.index.tokenizer import BiomedicalTokenizer, tokenizer_spec
 
