@@ -207,7 +207,8 @@ def _filters(source: tuple[str, ...], year_from: int | None, year_to: int | None
 @click.option("--index", "index_path", type=click.Path(path_type=Path), default=DEFAULT_INDEX, show_default=True,
               help="Index directory.")
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Number of hits.")
-@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True,
+              help="hybrid = BM25 and dense fused with the index's default fusion; or one side alone.")
 @click.option("--source", multiple=True, help="Only chunks from this source (repeatable).")
 @click.option("--year-from", type=int, default=None, help="Only chunks published in or after this year.")
 @click.option("--year-to", type=int, default=None, help="Only chunks published in or before this year.")
