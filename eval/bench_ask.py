@@ -44,6 +44,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--queries-per-round", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the LLM in every configuration")
     p.add_argument("--parallel", type=int, default=2, help="llama.cpp instances in the concurrent configuration")
+    p.add_argument("--repeats", type=int, default=3, help="alternating replays of each configuration")
     p.add_argument("--out", default="eval/results")
     return p.parse_args()
 
@@ -76,27 +77,34 @@ def run_modes(retriever, llm, questions, cfg):  # type: ignore[no-untyped-def]
     return rows, answer_prompts
 
 
-def replay(prompts_by_round, threads: int, parallel: int, cfg):  # type: ignore[no-untyped-def]
-    """Time the rounds' follow-up answer prompts: sequential (1 x threads) vs concurrent (parallel x t/p)."""
+def replay(prompts_by_round, threads: int, parallel: int, cfg, repeats: int = 3):  # type: ignore[no-untyped-def]
+    """Time the rounds' follow-up answer prompts: sequential (1 x threads) vs concurrent (parallel x t/p).
+    The two configurations alternate ``repeats`` times (the machine's load drifts); the median counts."""
     from medrag.llm import GenerationParams, load_llm
 
     params = GenerationParams(max_tokens=cfg.max_tokens_answer, stop=("\n",))
-    out = {}
-    for name, kw, batched in (("sequential", {"parallel": 1, "n_threads": threads}, False),
-                              ("concurrent", {"parallel": parallel, "n_threads": threads}, True)):
-        llm = load_llm(None, **kw)
-        llm.generate([prompts_by_round[0][0]], GenerationParams(max_tokens=1))  # warm up
-        t0 = time.perf_counter()
-        for prompts in prompts_by_round:
-            if batched:
-                llm.generate(prompts, params)
-            else:
-                for p in prompts:
-                    llm.generate([p], params)
-        out[name] = time.perf_counter() - t0
+    configs = (("sequential", {"parallel": 1, "n_threads": threads}, False),
+               ("concurrent", {"parallel": parallel, "n_threads": threads}, True))
+    models = {name: load_llm(None, **kw) for name, kw, _ in configs}
+    times: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    loads: list[float] = []
+    for _ in range(repeats):
+        for name, _, batched in configs:
+            llm = models[name]
+            llm.generate([prompts_by_round[0][0]], GenerationParams(max_tokens=1))  # warm up
+            t0 = time.perf_counter()
+            for prompts in prompts_by_round:
+                if batched:
+                    llm.generate(prompts, params)
+                else:
+                    for p in prompts:
+                        llm.generate([p], params)
+            times[name].append(time.perf_counter() - t0)
+            loads.append(os.getloadavg()[0])
+            print(f"replay {name}: {times[name][-1]:.1f}s", file=sys.stderr, flush=True)
+    for llm in models.values():
         llm.close()
-        print(f"replay {name}: {out[name]:.1f}s", file=sys.stderr, flush=True)
-    return out
+    return {name: statistics.median(ts) for name, ts in times.items()} | {"runs": times, "load": loads}
 
 
 def table(rows) -> list[str]:  # type: ignore[no-untyped-def]
@@ -136,6 +144,29 @@ def plot(rows, rep, path: Path) -> None:  # type: ignore[no-untyped-def]
     fig.savefig(path, dpi=120)
 
 
+def replay_table(rep, prompts_by_round, args, cfg) -> list[str]:  # type: ignore[no-untyped-def]
+    n_prompts = sum(len(p) for p in prompts_by_round)
+    runs = rep["runs"]
+    return [
+        "## Within-round follow-up answers: concurrent vs sequential (same prompts, same CPU budget)",
+        "",
+        f"The {n_prompts} follow-up answer prompts of {len(prompts_by_round)} rounds (taken from the loop traces "
+        f"above) replayed with greedy decoding, max_tokens {cfg.max_tokens_answer}; the configurations "
+        f"alternate {len(runs['sequential'])} times and the median counts (all runs: sequential "
+        f"{', '.join(f'{t:.1f}' for t in runs['sequential'])} s; concurrent "
+        f"{', '.join(f'{t:.1f}' for t in runs['concurrent'])} s). Each run also records the load average, "
+        "because other jobs share the two cores: "
+        f"{', '.join(f'{x:.1f}' for x in rep['load'])}.",
+        "",
+        "| configuration | llama.cpp instances x threads | calls per round | seconds | speed-up |",
+        "|---|---|---|---|---|",
+        f"| sequential | 1 x {args.threads} | one per prompt | {rep['sequential']:.1f} | 1.00x |",
+        f"| concurrent | {args.parallel} x {max(1, args.threads // args.parallel)} | one batched call | "
+        f"{rep['concurrent']:.1f} | {rep['sequential'] / rep['concurrent']:.2f}x |",
+        "",
+    ]
+
+
 def main() -> None:
     args = parse_args()
     import medrag
@@ -148,14 +179,13 @@ def main() -> None:
     retriever = medrag.load_index(args.index)
     retriever.batch_search(["warm up the query encoder"], k=1)
     cfg = LoopConfig(rounds=args.rounds, queries_per_round=args.queries_per_round)
-    llm = load_llm(None, n_threads=args.threads, parallel=args.parallel)
+    llm = load_llm(None, n_threads=args.threads)  # the default configuration (parallel=1)
     t0 = time.perf_counter()
     rows, prompts_by_round = run_modes(retriever, llm, QUESTIONS[: args.questions], cfg)
     llm.close()
-    rep = replay(prompts_by_round, args.threads, args.parallel, cfg) if prompts_by_round else {}
+    rep = replay(prompts_by_round, args.threads, args.parallel, cfg, args.repeats) if prompts_by_round else {}
     total = time.perf_counter() - t0
     load_after = os.getloadavg()
-    n_prompts = sum(len(p) for p in prompts_by_round)
     lines = [
         "# `medrag ask` with the offline model: time split and within-round concurrency",
         "",
@@ -177,20 +207,7 @@ def main() -> None:
         "(prompt building, parsing, grounding, answer assembly). Target: retrieval + overhead < 5 % of wall time.",
         "",
     ]
-    if rep:
-        lines += [
-            "## Within-round follow-up answers: concurrent vs sequential (same prompts, same CPU budget)",
-            "",
-            f"The {n_prompts} follow-up answer prompts of {len(prompts_by_round)} rounds (taken from the loop traces "
-            f"above) replayed with greedy decoding, max_tokens {cfg.max_tokens_answer}.",
-            "",
-            "| configuration | llama.cpp instances x threads | calls per round | seconds | speed-up |",
-            "|---|---|---|---|---|",
-            f"| sequential | 1 x {args.threads} | one per prompt | {rep['sequential']:.1f} | 1.00x |",
-            f"| concurrent | {args.parallel} x {max(1, args.threads // args.parallel)} | one batched call | "
-            f"{rep['concurrent']:.1f} | {rep['sequential'] / rep['concurrent']:.2f}x |",
-            "",
-        ]
+    lines += replay_table(rep, prompts_by_round, args, cfg) if rep else []
     (out / "ask.md").write_text("\n".join(lines), encoding="utf-8")
     if rep:
         plot(rows, rep, out / "ask.png")

@@ -159,9 +159,9 @@ class LLMConfig:
     """Backend settings (what ``medrag.llm.load_llm(spec, **overrides)`` overrides).
 
     llama.cpp: ``n_ctx``, ``n_threads`` (CPU threads for generation in all; None = all cores),
-    ``parallel`` (model instances generating a batch concurrently, sharing the memory-mapped weights; None =
-    ``min(4, cores)``; a batch of w prompts gives each busy instance ``n_threads // w`` threads, a single prompt
-    gets all ``n_threads``), ``n_batch``.
+    ``parallel`` (model instances generating a batch concurrently, sharing the memory-mapped weights; a batch
+    of w prompts gives each busy instance ``n_threads // w`` threads, a single prompt gets all ``n_threads``;
+    default 1 — measured faster on an idle 2-core machine, see docs/llm.md), ``n_batch``.
     OpenAI-compatible HTTP: ``connect_timeout``/``read_timeout`` (s), ``max_retries`` with exponential
     backoff from ``backoff_base`` up to ``backoff_max`` on 429/5xx/timeouts, ``concurrency`` (requests in
     flight), ``api_key_env`` (name of the environment variable holding the key; unset = no key sent),
@@ -172,7 +172,7 @@ class LLMConfig:
 
     n_ctx: int = 8192
     n_threads: int | None = None
-    parallel: int | None = None
+    parallel: int = 1
     n_batch: int = 512
     connect_timeout: float = 5.0
     read_timeout: float = 120.0
@@ -191,7 +191,7 @@ class LLMConfig:
     def __post_init__(self) -> None:
         _check(self.n_ctx >= 256, f"n_ctx must be >= 256, got {self.n_ctx}")
         _check(self.n_threads is None or self.n_threads >= 1, f"n_threads must be >= 1, got {self.n_threads}")
-        _check(self.parallel is None or self.parallel >= 1, f"parallel must be >= 1, got {self.parallel}")
+        _check(self.parallel >= 1, f"parallel must be >= 1, got {self.parallel}")
         _check(self.n_batch >= 1, f"n_batch must be >= 1, got {self.n_batch}")
         _check(self.connect_timeout > 0 and self.read_timeout > 0, "timeouts must be > 0")
         _check(self.max_retries >= 0, f"max_retries must be >= 0, got {self.max_retries}")

@@ -72,7 +72,7 @@ class LlamaCppLLM(BaseLLM):
         llama_cpp = _import_llama()
         cores = os.cpu_count() or 1
         self.n_threads = self.config.n_threads or cores
-        self.parallel = self.config.parallel or max(1, min(4, cores))
+        self.parallel = self.config.parallel
         self._llama_cpp = llama_cpp
         self._pool: queue.Queue[Any] = queue.Queue()
         self._instances = [self._load(llama_cpp) for _ in range(self.parallel)]

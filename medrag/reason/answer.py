@@ -21,7 +21,7 @@ from ..types import Answer, Citation, TraceStep
 from .evidence import Evidence, EvidenceSet
 from .grounding import ground
 from .parsing import FinalDraft
-from .text import coverage, required_terms, terms
+from .text import coverage, normalize_space, required_terms, terms
 
 __all__ = ["DISCLAIMER", "UNTRUSTED_LEAD", "relevant_evidence", "favoured_option", "AnswerContext", "assemble"]
 
@@ -120,7 +120,7 @@ def _evidence_answer(ctx: AnswerContext, relevant: list[Evidence], lead: str, *,
     citations = tuple(ev.citation(ev.quote(ctx.question)) for ev in shown)
     lines = [lead, "", "Most relevant evidence:"]
     for i, (ev, cit) in enumerate(zip(shown, citations, strict=True), 1):
-        lines.append(f"[{i}] \"{cit.quote}\" — {ev.source_line()}")
+        lines.append(f"[{i}] \"{normalize_space(cit.quote)}\" — {ev.source_line()}")
     option = favoured_option(ctx.options, shown, ctx.question) if ctx.options else None
     if option is not None:
         lines += ["", f"Of the options, only {option} ({ctx.options[option]}) is named in this evidence. That is a "

@@ -70,8 +70,9 @@ def save_trace(answer: Answer, path: str | Path) -> None:
 
 
 class _Live:
-    """Streams a run's progress to the terminal: follow-up queries as they are written, searches, and the
-    final answer's tokens — model text only for models trusted to answer clinically."""
+    """Streams a run's progress to the terminal: rounds, follow-up queries, searches and — for models trusted
+    to answer clinically — the model's tokens as they are written. For an untrusted model only its parsed
+    search queries are shown, never its raw text."""
 
     def __init__(self, trusted: bool) -> None:
         self.trusted = trusted
@@ -80,7 +81,10 @@ class _Live:
     def __call__(self, ev: LoopEvent) -> None:
         if ev.kind == "round":
             self._line(f"\nRound {ev.round}: follow-up queries (model-written, used only for retrieval)", "cyan")
-        elif ev.kind == "token" and (ev.stage == "queries" or self.trusted):
+        elif ev.kind == "queries" and not self.trusted:  # untrusted model: its parsed queries only
+            for i, q in enumerate(ev.items, 1):
+                click.secho(f"  {i}. {q}", dim=True)
+        elif ev.kind == "token" and self.trusted:
             if ev.stage != self.stage:
                 self.stage = ev.stage
                 if ev.stage == "final":
@@ -113,7 +117,7 @@ def render_answer(answer: Answer) -> None:
             ids = ", ".join(x for x in (f"PMID {c.pmid}" if c.pmid else "", f"doi:{c.doi}" if c.doi else "",
                                         c.url or "") if x)
             click.echo(f"[{i}] {c.title} ({c.source}{', ' + ids if ids else ''}) chunk {c.chunk_id}")
-            click.secho(f"    \"{c.quote}\"", dim=True)
+            click.secho(f"    \"{' '.join(c.quote.split())}\"", dim=True)
     elif answer.citations:
         click.secho("\nChunk ids: " + ", ".join(c.chunk_id for c in answer.citations), dim=True)
     for note in answer.notes:
@@ -141,7 +145,7 @@ def render_answer(answer: Answer) -> None:
 @click.option("--source", "sources", multiple=True, help="Only retrieve chunks of this source (repeat).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="llama.cpp CPU threads in all [all cores].")
 @click.option("--parallel", type=click.IntRange(1, 16), default=None,
-              help="llama.cpp model instances answering a round's follow-ups concurrently [min(4, cores)].")
+              help="llama.cpp model instances answering a round's follow-ups concurrently [1].")
 @json_option
 @click.option("--trace-out", type=click.Path(dir_okay=False), default=None, help="Save the trace as JSONL.")
 @click.option("--no-stream", is_flag=True, help="Do not stream progress and tokens.")

@@ -141,12 +141,13 @@ class FollowUpLoop(_Base):
         cfg = self.config
         r.new_step()
         r.emit("round", round=rnd)
-        seen = [question] + [f.query for f in followups]
+        # queries copied from the few-shot examples are not follow-ups of this question
+        seen = [question] + [f.query for f in followups] + list(r.prompts.example_queries)
         prefix = "" if r.prompts.chat else QUERY_PREFIX
         parsed = r.generate_parsed(
             r.prompts.queries(question, opts, followups, cfg.queries_per_round), cfg.max_tokens_queries,
             lambda t: parse_queries(self._visible(t), limit=cfg.queries_per_round, seen=seen, prefix=prefix),
-            stage="queries", round_=rnd, stop=() if r.prompts.chat else ("\n\n", f"\n{cfg.queries_per_round + 1}."),
+            stage="queries", round_=rnd, stop=() if r.prompts.chat else _query_stops(cfg.queries_per_round),
             echo=prefix,
         )
         notes.extend(parsed.failures)
@@ -176,6 +177,11 @@ class FollowUpLoop(_Base):
                             prompts=parsed.prompts + tuple(prompt_text(p) for p in prompts),
                             outputs=parsed.outputs + tuple(g.text for g in gens)))
         return True
+
+
+def _query_stops(m: int) -> tuple[str, ...]:
+    """Completion prompts: stop after the m-th numbered line or at anything that is not a query line."""
+    return ("\n\n", f"\n{m + 1}.", "\nQ", "\nA", "\nKnown", "Question:")
 
 
 def _labels_in(text: str, r: Runner) -> list[str]:

@@ -70,6 +70,9 @@ class PromptBuilder:
     def __init__(self, profile: ModelProfile) -> None:
         self.profile = profile
         self.chat = profile.prompt_style == "chat"
+        #: the few-shot example queries a completion model might copy (dropped by the loop)
+        self.example_queries: tuple[str, ...] = () if self.chat else tuple(
+            line.split(". ", 1)[1] for line in _QUERY_EXAMPLES.splitlines() if line[:1].isdigit())
 
     def _wrap(self, user: str) -> Prompt:
         return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]

@@ -25,7 +25,7 @@ __all__ = [
     "find_quote",
 ]
 
-_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_LIST_MARK = re.compile(r"[ \t]*(?:[-*•]|\d+[.)])\s+")
 _WORD = re.compile(r"[a-z0-9]+(?:[-/][a-z0-9]+)*")
 _STOP = frozenset(
     """a about above after again against all also am an and any are as at be because been before being below
@@ -127,23 +127,56 @@ def find_quote(quote: str, text: str) -> str | None:
 
 def best_quote(text: str, query: str, max_chars: int = 300, skip: Sequence[str] = ()) -> str:
     """The sentence of ``text`` sharing the most terms with ``query`` (the more informative one on ties) — a
-    verbatim span of ``text`` (list markers trimmed, cut at a word boundary to ``max_chars``). Markdown
-    headings and sentences starting with one of ``skip`` (the chunk's section path, its title) are not quoted
-    unless nothing else is there."""
+    verbatim span of ``text`` (list markers trimmed, cut at a word boundary to ``max_chars``). A sentence on
+    a nested list line is quoted together with its parent line ("- **Rivaroxaban:** 20 mg …\n  - *Dose
+    Reduction:* 15 mg …"), so a quote never loses the subject it is about. Markdown headings and sentences
+    starting with one of ``skip`` (the chunk's section path, its title) are not quoted unless nothing else
+    is there."""
     q = terms(query)
     skipped = {normalize_space(s).lower() for s in skip if s}
-    best, best_score = "", -1.0
-    for sent in sentences(text):
-        sent = _LIST_MARK.sub("", sent).strip()
+    best, best_score = None, -1.0
+    for a, b in split_sentences(text):
+        m = _LIST_MARK.match(text, a)
+        a = m.end() if m else a
+        sent = text[a:b]
         st = terms(sent)
         norm = normalize_space(sent).lower()
         if not st or norm.startswith("#") or any(norm.startswith(k) for k in skipped):
             continue  # headings (the section path often opens a chunk) are not evidence
-        score = len(q & st) + (0.001 * min(len(st), 30))
+        parent = _parent_line_start(text, a)
+        context = terms(text[parent:a]) if parent is not None else frozenset()
+        score = len(q & (st | context)) + (0.001 * min(len(st), 30))
         if score > best_score:
-            best, best_score = sent, score
-    best = best or text.strip()
-    if len(best) > max_chars:
-        cut = best[:max_chars].rsplit(" ", 1)[0]
-        best = cut if cut else best[:max_chars]
-    return best.strip()
+            best, best_score = (a, b), score
+    if best is None:
+        return _cut(text.strip(), max_chars)
+    a, b = best
+    parent = _parent_line_start(text, a)
+    if parent is not None and b - parent <= 2 * max_chars:
+        return text[parent:b].strip()
+    return _cut(text[a:b].strip(), max_chars)
+
+
+def _cut(span: str, max_chars: int) -> str:
+    if len(span) <= max_chars:
+        return span
+    cut = span[:max_chars].rsplit(" ", 1)[0]
+    return (cut if cut else span[:max_chars]).strip()
+
+
+def _parent_line_start(text: str, pos: int) -> int | None:
+    """Start (after indentation and list marker) of the less-indented line above an indented list line."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    line = text[line_start:pos]
+    indent = len(line) - len(line.lstrip(" \t"))
+    if indent == 0 or not _LIST_MARK.fullmatch(line):
+        return None
+    end = line_start - 1
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        prev = text[start:end]
+        if prev.strip() and len(prev) - len(prev.lstrip(" \t")) < indent:
+            m = _LIST_MARK.match(text, start)
+            return m.end() if m else start + len(prev) - len(prev.lstrip())
+        end = start - 1
+    return None

@@ -62,7 +62,7 @@ def test_ask_json_followup_with_default_model(toy_index, tmp_path):
             "--json", "--trace-out", str(trace), "--threads", "2"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    d = json.loads(result.output)
+    d = json.loads(result.stdout)
     assert d["answered_by"] == "evidence" and "8B medical reasoning model" in d["answer"]
     assert d["disclaimer"] and not d["insufficient_evidence"]
     # every citation resolves to a real chunk of the corpus and quotes text that occurs in it
@@ -106,7 +106,7 @@ def test_default_ask_on_default_index():
     result = CliRunner().invoke(cli, ["ask", "A 67-year-old with atrial fibrillation, CHA2DS2-VASc 3 and "
                                       "creatinine clearance 25 ml/min: which anticoagulant and dose?", "--json"])
     assert result.exit_code == 0, result.output
-    d = json.loads(result.output)
+    d = json.loads(result.stdout)
     retriever = medrag.load_index(index)
     corpus = {c.chunk_id: c for c in retriever.corpus}
     assert d["citations"]

@@ -257,3 +257,14 @@ def test_search_tags_missing_answer_is_requested(retriever):
 
 def _chunk_text(retriever, chunk_id):
     return next(h.text for h in retriever.hits if h.chunk_id == chunk_id)
+
+
+def test_completion_profile_few_shot_copies_dropped_and_untrusted(retriever):
+    """A base model continues "1." prompts; queries copied from the few-shot examples are not follow-ups."""
+    llm = ScriptedLLM([(r"Write short search queries", [" nitrofurantoin safety in pregnancy\n2. apixaban kidney",
+                                                         "ENOUGH"]),
+                       (r"Query: .*\nAnswer:$", " Apixaban [E1]"), (r"Answer:$", " A")], profile="tiny-base")
+    answer = FollowUpLoop(retriever, llm, LoopConfig(rounds=2)).run(Q)
+    assert retriever.batches[1] == ["apixaban kidney"]
+    assert answer.answered_by == "evidence"  # tiny-base: never the model's text
+    assert answer.trace[-1].outputs == (" A",)

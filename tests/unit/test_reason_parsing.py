@@ -151,3 +151,10 @@ def test_normalize_options():
         normalize_options({"AB": "x"})
     with pytest.raises(ConfigError):
         normalize_options("abc")
+
+
+def test_best_quote_keeps_the_parent_of_a_nested_list_line():
+    chunk = ("Dosing:\n- **Rivaroxaban:** 20 mg once daily.\n  - *Dose Reduction:* 15 mg if CrCl <= 50.\n"
+             "- **Dabigatran:** 150 mg twice daily.\n  - *Dose Reduction:* 75 mg if CrCl 15-30.")
+    q = best_quote(chunk, "dabigatran dose reduction")
+    assert q == "**Dabigatran:** 150 mg twice daily.\n  - *Dose Reduction:* 75 mg if CrCl 15-30." and q in chunk
