@@ -8,9 +8,10 @@ pooling for ONNX); nothing is inferred from a model's name. Both backends return
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,6 +75,20 @@ def _check_device(device: str) -> None:
         raise BackendUnavailableError(f"device {device!r} requested but CUDA is not available; use --device cpu")
 
 
+@contextlib.contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' per-tensor "Loading weights" bar (noise on every CLI call); restore it after."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _load_sentence_transformer(name: str, config: EncoderConfig) -> Any:
     try:
         from sentence_transformers import SentenceTransformer
@@ -81,7 +96,8 @@ def _load_sentence_transformer(name: str, config: EncoderConfig) -> Any:
         raise DependencyMissingError("sentence-transformers", "dense", "dense retrieval") from exc
     _check_device(config.device)
     try:
-        model = SentenceTransformer(name, device=config.device)
+        with _quiet_weight_loading():
+            model = SentenceTransformer(name, device=config.device)
     except (OSError, ValueError) as exc:
         where = "folder" if os.path.isdir(name) else "model (no local folder of that name; hub download failed)"
         raise InputError(f"cannot load encoder {name!r}: {type(exc).__name__} loading the {where}") from exc
