@@ -7,13 +7,14 @@ Layout of an index directory::
       bm25/                    # bm25s files (CSC arrays, vocab, params)
       dense/vectors.npy        # float32 (rows, dim), row i = corpus row i
       dense/vectors.json       # what the vectors were encoded with (lets a rebuild skip encoding)
-      dense/faiss.index        # FAISS index by factory string
+      dense/faiss.index        # FAISS index by factory string (or dense/faiss-NNN.index: FaissConfig.shards)
 
 A build first removes ``manifest.json``; a killed build resumes encoding at the first unfinished shard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -24,11 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import IndexConfig, config_to_dict
+from ..config import IndexConfig, ScaleConfig, config_to_dict
 from ..errors import IndexFormatError, InputError
 from ..ingest.store import Corpus
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from .bm25 import BM25_FILES, build_bm25
+from .bm25_parts import build_bm25_in_parts, merge_parts
+from .faiss_files import FAISS_FILE
 from .manifest import corpus_refs, write_index_manifest
 from .tokenizer import tokenizer_spec
 
@@ -39,7 +42,6 @@ log = logging.getLogger(__name__)
 BM25_DIR = "bm25"
 VECTORS = "dense/vectors.npy"
 VECTORS_INFO = "dense/vectors.json"
-FAISS_FILE = "dense/faiss.index"
 _BATCH = 8192
 
 
@@ -49,9 +51,24 @@ def passage_texts(batch: Any, fields: Sequence[str]) -> list[str]:
     return ["\n".join(part for part in parts if part) for parts in zip(*columns, strict=True)]
 
 
-def _texts(corpus: Corpus, fields: Sequence[str]) -> Iterator[list[str]]:
-    for batch in corpus.iter_batches(columns=list(fields), batch_size=_BATCH):
-        yield passage_texts(batch, fields)
+def row_texts(corpus: Corpus, fields: Sequence[str], start: int, stop: int) -> list[str]:
+    """The indexed texts of corpus rows ``[start, stop)``."""
+    part = corpus.table.select(list(fields)).slice(start, stop - start).combine_chunks()
+    return passage_texts(part.to_batches()[0], fields) if part.num_rows else []
+
+
+def row_batches(corpus: Corpus, fields: Sequence[str], start: int, stop: int,
+                batch_rows: int = _BATCH) -> Iterator[list[str]]:
+    """Texts of rows ``[start, stop)`` in batches of ``batch_rows`` (the BM25 build's unit: every engine cuts
+    the corpus at the same rows, so term ids come out the same)."""
+    for a in range(start, stop, batch_rows):
+        yield row_texts(corpus, fields, a, min(a + batch_rows, stop))
+
+
+def part_ranges(n_rows: int, part_rows: int) -> list[tuple[int, int, int]]:
+    """``(part, start, stop)`` BM25 row ranges: ``part_rows`` rounded up to whole batches."""
+    size = -(-part_rows // _BATCH) * _BATCH
+    return [(i, a, min(a + size, n_rows)) for i, a in enumerate(range(0, n_rows, size))]
 
 
 class _Bar:
@@ -75,11 +92,27 @@ class _Bar:
             self.bar.close()
 
 
-def _build_sparse(corpus: Corpus, out: Path, config: IndexConfig, progress: bool) -> dict[str, Any]:
+def _build_sparse(corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleConfig,
+                  progress: bool) -> dict[str, Any]:
     bar = _Bar(progress, corpus.num_rows, "BM25", "chunk")
     start = time.perf_counter()
+    fields = config.bm25.fields
+    ranges = part_ranges(corpus.num_rows, scale.bm25_part_rows)
     try:
-        stats = build_bm25(_texts(corpus, config.bm25.fields), out / BM25_DIR, config.bm25, progress=bar)
+        if scale.engine == "ray":
+            from .ray_engine import build_parts
+
+            parts_dir = out / BM25_DIR / ".parts"
+            parts = build_parts(corpus.paths, fields, config.bm25, parts_dir, ranges, _BATCH, scale, bar)
+            stats = merge_parts(parts, out / BM25_DIR, config.bm25)
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        elif len(ranges) > 1:
+            texts = row_batches(corpus, fields, 0, corpus.num_rows)
+            stats = build_bm25_in_parts(texts, out / BM25_DIR, config.bm25, part_rows=ranges[0][2], progress=bar)
+        else:
+            stats = build_bm25(row_batches(corpus, fields, 0, corpus.num_rows), out / BM25_DIR, config.bm25,
+                               progress=bar)
+            stats["parts"] = 1
     finally:
         bar.close()
     stats["build_seconds"] = round(time.perf_counter() - start, 3)
@@ -91,7 +124,7 @@ def _build_sparse(corpus: Corpus, out: Path, config: IndexConfig, progress: bool
     }
 
 
-def _encode(corpus: Corpus, out: Path, config: IndexConfig, progress: bool) -> int:
+def _encode(corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleConfig, progress: bool) -> int:
     """Encode every row into ``dense/vectors.npy`` (resumable); returns the dimension."""
     from .dense import encode_to_shards, merge_shards
     from .encoder import encoder_spec, load_encoder
@@ -104,26 +137,37 @@ def _encode(corpus: Corpus, out: Path, config: IndexConfig, progress: bool) -> i
             log.info("vectors already encoded for this corpus and encoder: reusing %s", vectors_path)
             return int(info["dim"])
     info_path.unlink(missing_ok=True)
-    encoder = load_encoder(config.encoder)
-    fields = config.encoder.fields
-    table = corpus.table.select(list(fields))
-
-    def texts_for(start: int, stop: int) -> list[str]:
-        part = table.slice(start, stop - start).combine_chunks()
-        return passage_texts(part.to_batches()[0], fields) if part.num_rows else []
-
     bar = _Bar(progress, corpus.num_rows, "Encode", "chunk")
     try:
-        shards = encode_to_shards(
-            out / "dense" / "shards", corpus.num_rows, texts_for, encoder.encode_passages,
-            key=key, shard_rows=config.encoder.shard_rows, progress=bar,
-        )
+        if scale.engine == "ray":
+            shards = _encode_ray(corpus, out / "dense" / "shards", config, scale, key, bar)
+        else:
+            encoder = load_encoder(config.encoder)
+            fields = config.encoder.fields
+            shards = encode_to_shards(
+                out / "dense" / "shards", corpus.num_rows, lambda a, b: row_texts(corpus, fields, a, b),
+                encoder.encode_passages, key=key, shard_rows=config.encoder.shard_rows, progress=bar,
+            )
     finally:
         bar.close()
-    merge_shards(shards, vectors_path, corpus.num_rows, encoder.dim)
+    dim = int(np.load(shards[0], mmap_mode="r").shape[1])
+    merge_shards(shards, vectors_path, corpus.num_rows, dim)
     shutil.rmtree(out / "dense" / "shards", ignore_errors=True)
-    atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": encoder.dim})
-    return encoder.dim
+    atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": dim})
+    return dim
+
+
+def _encode_ray(corpus: Corpus, shard_dir: Path, config: IndexConfig, scale: ScaleConfig,
+                key: dict[str, Any], bar: _Bar) -> list[Path]:
+    from .dense import pending_shards, prepare_shard_dir, shard_paths
+    from .ray_engine import encode_shards
+
+    rows, shard_rows = corpus.num_rows, config.encoder.shard_rows
+    prepare_shard_dir(shard_dir, rows, key=key, shard_rows=shard_rows)
+    todo = pending_shards(shard_dir, rows, shard_rows)
+    bar(rows - sum(b - a for _, a, b in todo))
+    encode_shards(corpus.paths, config.encoder, shard_dir, todo, scale, bar)
+    return shard_paths(shard_dir, rows, shard_rows)
 
 
 def _import_vectors(source: Path, corpus: Corpus, out: Path) -> int:
@@ -143,23 +187,22 @@ def _import_vectors(source: Path, corpus: Corpus, out: Path) -> int:
 
 
 def _build_dense(
-    corpus: Corpus, out: Path, config: IndexConfig, progress: bool, vectors_file: Path | None
+    corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleConfig, progress: bool, vectors_file: Path | None
 ) -> dict[str, Any]:
-    from .dense import build_faiss, faiss_module
+    from .faiss_files import write_faiss
 
     start = time.perf_counter()
-    dim = _import_vectors(vectors_file, corpus, out) if vectors_file else _encode(corpus, out, config, progress)
+    if vectors_file:
+        dim = _import_vectors(vectors_file, corpus, out)
+    else:
+        dim = _encode(corpus, out, config, scale, progress)
     encoded = time.perf_counter()
     vectors = np.load(out / VECTORS, mmap_mode="r")
     bar = _Bar(progress, corpus.num_rows, "FAISS", "vec")
     try:
-        index = build_faiss(vectors, config.faiss, config.encoder.metric, progress=bar)
+        faiss_record = write_faiss(vectors, config.faiss, config.encoder.metric, out, progress=bar)
     finally:
         bar.close()
-    faiss = faiss_module()
-    tmp = out / "dense" / ".faiss.index.tmp"
-    faiss.write_index(index, str(tmp))
-    tmp.replace(out / FAISS_FILE)
     seconds = {"vectors": round(encoded - start, 3), "faiss": round(time.perf_counter() - encoded, 3)}
     return {
         "encoder": config_to_dict(config.encoder),
@@ -167,7 +210,7 @@ def _build_dense(
         "metric": config.encoder.metric,
         "vectors": VECTORS,
         "vectors_source": "precomputed" if vectors_file else "encoded",
-        "faiss": {**config_to_dict(config.faiss), "file": FAISS_FILE, "ntotal": int(index.ntotal)},
+        "faiss": faiss_record,
         "build_seconds": seconds,
     }
 
@@ -176,9 +219,19 @@ def _prepare(out: Path, config: IndexConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     shutil.rmtree(out / BM25_DIR, ignore_errors=True)
-    (out / FAISS_FILE).unlink(missing_ok=True)
+    for old in (out / "dense").glob("faiss*.index") if (out / "dense").is_dir() else ():
+        old.unlink()
     if not config.dense:
         shutil.rmtree(out / "dense", ignore_errors=True)
+
+
+def _session(scale: ScaleConfig) -> Any:
+    """One Ray session for the whole build (``engine="ray"``), nothing for the local engine."""
+    if scale.engine != "ray":
+        return contextlib.nullcontext()
+    from .ray_engine import ray_session
+
+    return ray_session(scale)
 
 
 def build_index(
@@ -188,14 +241,18 @@ def build_index(
     *,
     progress: bool = True,
     vectors: str | Path | None = None,
+    scale: ScaleConfig | None = None,
 ) -> Path:
     """Build a hybrid index of ``corpora`` (rows numbered in the order given) into ``out``; returns ``out``.
 
     BM25 always; dense vectors and FAISS when ``config.dense``. ``vectors``: a ``.npy`` of precomputed passage
     embeddings (row i = corpus row i) used instead of encoding; ``config.encoder`` must then describe the
-    matching query encoder. The manifest is written last.
+    matching query encoder. ``scale``: how the build runs (``engine="ray"``: BM25 parts and encoding as Ray
+    Data stages; BM25 in parts of ``bm25_part_rows``) — the index is the same either way. The manifest is
+    written last.
     """
     config = config or IndexConfig()
+    scale = scale or ScaleConfig()
     if isinstance(corpora, (str, Path)):
         corpora = [corpora]
     corpus = Corpus.open_many(list(corpora))
@@ -203,12 +260,14 @@ def build_index(
         raise IndexFormatError(f"corpus {', '.join(map(str, corpora))} holds no chunks: nothing to index")
     out = Path(out)
     _prepare(out, config)
-    sparse = _build_sparse(corpus, out, config, progress)
-    files = [f"{BM25_DIR}/{name}" for name in BM25_FILES]
-    dense = None
-    if config.dense:
-        dense = _build_dense(corpus, out, config, progress, Path(vectors) if vectors else None)
-        files += [VECTORS, FAISS_FILE]
+    started = time.perf_counter()
+    with _session(scale):
+        sparse = _build_sparse(corpus, out, config, scale, progress)
+        files = [f"{BM25_DIR}/{name}" for name in BM25_FILES]
+        dense = None
+        if config.dense:
+            dense = _build_dense(corpus, out, config, scale, progress, Path(vectors) if vectors else None)
+            files += [VECTORS, *dense["faiss"]["files"]]
     body = {
         "corpora": corpus_refs(corpus, out),
         "rows": corpus.num_rows,
@@ -217,6 +276,8 @@ def build_index(
         "dense": dense,
         "fusion": config_to_dict(config.fusion),
         "modes": ["hybrid", "bm25", "dense"] if dense else ["bm25"],
+        "build": {"engine": scale.engine, "address": scale.address, "bm25_part_rows": scale.bm25_part_rows,
+                  "seconds": round(time.perf_counter() - started, 3)},
     }
     body["fingerprint"] = fingerprint(
         {"corpora": [c["fingerprint"] for c in body["corpora"]], "config": body["config"]}

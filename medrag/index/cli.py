@@ -25,6 +25,7 @@ def index() -> None:
     \b
       medrag index build                       # embedded guideline corpus -> indexes/default
       medrag index build --corpus corpora/pubmed --out indexes/pubmed --faiss "IVF4096,PQ64"
+      medrag index build --corpus corpora/pubmed --engine ray --address auto --faiss "OPQ64,IVF65536,PQ64" --faiss-shards 4
       medrag index info indexes/default
       medrag index verify indexes/default      # re-hash every file
     """
@@ -55,7 +56,9 @@ def _build_config(opts: dict[str, Any]) -> IndexConfig:
         onnx_model=opts["onnx_model"],
     )
     bm25 = BM25Config(stemmer=None) if opts["no_stem"] else BM25Config()
-    faiss = FaissConfig(factory=opts["faiss"], device=opts["device"])
+    faiss = FaissConfig(factory=opts["faiss"], device=opts["device"], shards=opts["faiss_shards"],
+                        nprobe=opts["nprobe"] or FaissConfig.nprobe,
+                        train_sample=opts["train_sample"] or FaissConfig.train_sample)
     fusion = base.fusion
     if opts["fusion"] or opts["weights"]:
         fusion = dataclasses.replace(
@@ -87,6 +90,12 @@ def _default_corpus(show: bool) -> Path:
 @click.option("--query-prefix", default="", help="Text prepended to queries (e5: 'query: ').")
 @click.option("--passage-prefix", default="", help="Text prepended to passages (e5: 'passage: ').")
 @click.option("--faiss", default="Flat", show_default=True, help="FAISS factory string (Flat, HNSW32, IVF4096,PQ64 …).")
+@click.option("--faiss-shards", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the vectors into N FAISS indexes searched together (one quantizer trained once; "
+                   "with --device cuda, one per GPU).")
+@click.option("--nprobe", type=click.IntRange(min=1), default=None, help="IVF lists probed per query (default 32).")
+@click.option("--train-sample", type=click.IntRange(min=1), default=None,
+              help="Vectors IVF/PQ/OPQ are trained on (seeded sample; default 100,000).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (encoder and FAISS).")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
               help="Encoder runtime: sentence-transformers or onnxruntime.")
@@ -100,10 +109,20 @@ def _default_corpus(show: bool) -> Path:
 @click.option("--no-stem", is_flag=True, help="Disable BM25 stemming.")
 @click.option("--fusion", type=click.Choice(["weighted", "rrf"]), default=None, help="Default fusion method stored in the index.")
 @click.option("--weights", default=None, help="Default fusion weights 'BM25,DENSE' (e.g. 0.7,0.3).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: BM25 parts and encoding run as Ray Data stages (same index as local).")
+@click.option("--address", default=None,
+              help="Ray cluster to join ('auto', 'ray://host:10001'); default: start a local Ray instance.")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of a local Ray instance.")
+@click.option("--encode-actors", type=click.IntRange(min=1), default=None,
+              help="Ray encoder actors (default: one per GPU, or one per 2 CPUs).")
+@click.option("--bm25-part-rows", type=click.IntRange(min=1), default=1_048_576, show_default=True,
+              help="BM25 is built in parts of this many rows, merged into one memory-mapped index.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @json_option
 def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet: bool, as_json: bool,
-              **opts: Any) -> None:
+              engine: str, address: str | None, num_cpus: int | None, encode_actors: int | None,
+              bm25_part_rows: int, **opts: Any) -> None:
     """Build a hybrid index (BM25 + dense vectors + FAISS) from one or more corpora.
 
     Resumable: rerunning after an interruption skips the encoding shards already written.
@@ -111,10 +130,14 @@ def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet:
     from .build import build_index
     from .manifest import read_index_manifest
 
+    from ..config import ScaleConfig
+
     config = _build_config(opts)
+    scale = ScaleConfig(engine=engine, address=address, num_cpus=num_cpus, encode_actors=encode_actors,
+                        bm25_part_rows=bm25_part_rows)
     show = not quiet and sys.stderr.isatty()
     paths = list(corpora) if corpora else [_default_corpus(not quiet)]
-    build_index(paths, out, config, progress=show, vectors=vectors)
+    build_index(paths, out, config, progress=show, vectors=vectors, scale=scale)
     manifest = read_index_manifest(out)
     if as_json:
         emit_json(_summary(out, manifest))
@@ -138,7 +161,10 @@ def _summary(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
             "dim": dense.get("dim"),
             "metric": dense.get("metric"),
             "faiss": dense.get("faiss", {}).get("factory"),
+            "faiss_shards": dense.get("faiss", {}).get("shards", 1),
+            "faiss_bytes_per_vector": dense.get("faiss", {}).get("bytes_per_vector"),
         } if dense else None,
+        "build": manifest.get("build"),
         "fusion": manifest.get("fusion"),
         "bytes": size,
         "fingerprint": manifest.get("fingerprint"),
@@ -168,7 +194,9 @@ def info_cmd(path: Path, as_json: bool) -> None:
                           f"stemmer {summary['bm25']['tokenizer']['stemmer']}")
     if summary["dense"]:
         d = summary["dense"]
-        table.add_row("dense", f"{d['model']}; dim {d['dim']}; {d['metric']}; faiss {d['faiss']}")
+        shards = f" x {d['faiss_shards']} shards" if d["faiss_shards"] > 1 else ""
+        per_vec = f" ({d['faiss_bytes_per_vector']} B/vector)" if d["faiss_bytes_per_vector"] else ""
+        table.add_row("dense", f"{d['model']}; dim {d['dim']}; {d['metric']}; faiss {d['faiss']}{shards}{per_vec}")
     f = summary["fusion"]
     table.add_row("fusion", f"{f['method']} weights {f['weights']} ({f['normalization']}, depth {f['depth']})")
     table.add_row("size", f"{summary['bytes'] / 1e6:.1f} MB")

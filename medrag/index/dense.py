@@ -28,10 +28,16 @@ from ..errors import BackendUnavailableError, ConfigError, DependencyMissingErro
 from ..manifest import atomic_write_json
 
 __all__ = [
+    "shard_ranges",
+    "prepare_shard_dir",
+    "pending_shards",
+    "write_shard",
+    "shard_paths",
     "encode_to_shards",
     "merge_shards",
     "faiss_module",
     "resolve_faiss_device",
+    "train_faiss",
     "build_faiss",
     "load_faiss",
     "DenseIndex",
@@ -72,6 +78,49 @@ def _shard_ok(path: Path, rows: int, dim: int | None) -> bool:
     return arr.ndim == 2 and arr.shape[0] == rows and (dim is None or arr.shape[1] == dim)
 
 
+def shard_ranges(n_rows: int, shard_rows: int) -> list[tuple[int, int, int]]:
+    """``(shard number, first row, end row)`` of every encoding shard."""
+    return [(i, start, min(start + shard_rows, n_rows)) for i, start in enumerate(range(0, n_rows, shard_rows))]
+
+
+def prepare_shard_dir(shard_dir: Path, n_rows: int, *, key: dict[str, Any], shard_rows: int) -> None:
+    """Keep the shards of an earlier run with the same ``key`` (resume); discard them otherwise."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    state_path = shard_dir / "state.json"
+    state = {"key": key, "rows": n_rows, "shard_rows": shard_rows}
+    previous = json.loads(state_path.read_text()) if state_path.is_file() else None
+    if previous != state:
+        if previous is not None:
+            log.info("encoding settings or corpus changed: discarding %s", shard_dir)
+        for old in shard_dir.glob("*.npy"):
+            old.unlink()
+        atomic_write_json(state_path, state)
+
+
+def pending_shards(shard_dir: Path, n_rows: int, shard_rows: int) -> list[tuple[int, int, int]]:
+    """The shard ranges whose file is missing or incomplete (after ``prepare_shard_dir``)."""
+    return [(i, a, b) for i, a, b in shard_ranges(n_rows, shard_rows)
+            if not _shard_ok(_shard_path(shard_dir, i), b - a, None)]
+
+
+def write_shard(shard_dir: Path, i: int, vectors: np.ndarray) -> Path:
+    """Save shard ``i`` atomically (float32)."""
+    path = _shard_path(shard_dir, i)
+    _save_npy_atomic(path, np.ascontiguousarray(vectors, dtype=np.float32))
+    return path
+
+
+def shard_paths(shard_dir: Path, n_rows: int, shard_rows: int) -> list[Path]:
+    """Every shard file in row order; an error if one is missing or short."""
+    paths = []
+    for i, a, b in shard_ranges(n_rows, shard_rows):
+        path = _shard_path(shard_dir, i)
+        if not _shard_ok(path, b - a, None):
+            raise IndexFormatError(f"{path}: encoding shard missing or incomplete; rerun the build to resume")
+        paths.append(path)
+    return paths
+
+
 def encode_to_shards(
     shard_dir: Path,
     n_rows: int,
@@ -86,19 +135,9 @@ def encode_to_shards(
 
     ``texts_for(start, stop)`` returns the passages of those rows; ``encode`` turns them into vectors.
     """
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    state_path = shard_dir / "state.json"
-    state = {"key": key, "rows": n_rows, "shard_rows": shard_rows}
-    previous = json.loads(state_path.read_text()) if state_path.is_file() else None
-    if previous != state:
-        if previous is not None:
-            log.info("encoding settings or corpus changed: discarding %s", shard_dir)
-        for old in shard_dir.glob("*.npy"):
-            old.unlink()
-        atomic_write_json(state_path, state)
+    prepare_shard_dir(shard_dir, n_rows, key=key, shard_rows=shard_rows)
     paths, dim = [], None
-    for i, start in enumerate(range(0, n_rows, shard_rows)):
-        stop = min(start + shard_rows, n_rows)
+    for i, start, stop in shard_ranges(n_rows, shard_rows):
         path = _shard_path(shard_dir, i)
         if _shard_ok(path, stop - start, dim):
             log.debug("shard %s already encoded", path.name)
@@ -186,27 +225,51 @@ def _blocks(n: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + size, n)
 
 
-def build_faiss(
-    vectors: np.ndarray, config: FaissConfig, metric: str, *, progress: Callable[[int], None] | None = None
-) -> Any:
-    """A CPU FAISS index over ``vectors`` (built on the GPU when ``config.device`` is CUDA)."""
-    faiss = faiss_module()
-    n, dim = vectors.shape
+def _new_index(faiss: Any, dim: int, config: FaissConfig, metric: str) -> Any:
     try:
-        index = faiss.index_factory(dim, config.factory, _metric(faiss, metric))
+        return faiss.index_factory(dim, config.factory, _metric(faiss, metric))
     except RuntimeError as exc:
         raise ConfigError(f"invalid faiss factory string {config.factory!r}: {str(exc).splitlines()[0]}") from exc
+
+
+def train_sample_rows(n: int, config: FaissConfig) -> np.ndarray:
+    """The rows a trained index learns from: ``train_sample`` of ``n`` drawn with ``seed`` (all when fewer)."""
+    take = min(config.train_sample, n)
+    if take >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(config.seed).choice(n, size=take, replace=False))
+
+
+def train_faiss(vectors: np.ndarray, config: FaissConfig, metric: str) -> Any:
+    """An empty CPU index of ``config.factory``, trained on a seeded sample of ``vectors`` when it needs it
+    (on the GPU for ``config.device`` CUDA)."""
+    faiss = faiss_module()
+    index = _new_index(faiss, vectors.shape[1], config, metric)
+    if index.is_trained:
+        return index
     gpu = resolve_faiss_device(config.device, faiss)
     if gpu is not None:
         index = to_gpu(faiss, index, gpu)
-    if not index.is_trained:
-        rng = np.random.default_rng(config.seed)
-        take = min(config.train_sample, n)
-        sample = np.sort(rng.choice(n, size=take, replace=False)) if take < n else np.arange(n)
-        log.info("training faiss %s on %d vectors", config.factory, take)
-        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
-    for start, stop in _blocks(n, _ADD_BLOCK):
-        index.add(np.ascontiguousarray(vectors[start:stop], dtype=np.float32))
+    sample = train_sample_rows(vectors.shape[0], config)
+    log.info("training faiss %s on %d vectors", config.factory, sample.size)
+    index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    return faiss.index_gpu_to_cpu(index) if gpu is not None else index
+
+
+def build_faiss(
+    vectors: np.ndarray, config: FaissConfig, metric: str, *, progress: Callable[[int], None] | None = None,
+    rows: tuple[int, int] | None = None, trained: Any = None,
+) -> Any:
+    """A CPU FAISS index over ``vectors`` (or only ``rows`` = (start, stop) of them), built on the GPU when
+    ``config.device`` is CUDA. ``trained``: an already trained empty index to fill (shards share one)."""
+    faiss = faiss_module()
+    index = faiss.clone_index(trained) if trained is not None else train_faiss(vectors, config, metric)
+    gpu = resolve_faiss_device(config.device, faiss)
+    if gpu is not None:
+        index = to_gpu(faiss, index, gpu)
+    first, last = rows if rows is not None else (0, vectors.shape[0])
+    for start, stop in _blocks(last - first, _ADD_BLOCK):
+        index.add(np.ascontiguousarray(vectors[first + start: first + stop], dtype=np.float32))
         if progress is not None:
             progress(stop - start)
     return faiss.index_gpu_to_cpu(index) if gpu is not None else index
@@ -361,8 +424,8 @@ def _clean(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def _params_with_selector(faiss: Any, index: Any, selector: Any, config: FaissConfig) -> Any:
     base = faiss.downcast_index(index)
-    if isinstance(base, faiss.IndexPreTransform):
-        return None  # selectors do not pass through pre-transforms: over-fetch instead
+    if isinstance(base, (faiss.IndexPreTransform, faiss.IndexShards)):
+        return None  # selectors do not pass through pre-transforms or shards (local ids): over-fetch instead
     if hasattr(base, "hnsw"):
         return faiss.SearchParametersHNSW(sel=selector, efSearch=config.ef_search)
     if hasattr(base, "nprobe") and hasattr(base, "invlists"):

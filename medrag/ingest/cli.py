@@ -58,17 +58,22 @@ def sources_cmd(as_json: bool) -> None:
 @click.option("--include-tables", is_flag=True, help="pmc: also ingest tables (as text rows).")
 @click.option("--include-captions", is_flag=True, help="pmc: also ingest figure captions.")
 @click.option("--restart", is_flag=True, help="Discard earlier work in --out instead of resuming.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: parse and chunk the input units as Ray Data tasks (same corpus as local).")
+@click.option("--address", default=None,
+              help="Ray cluster to join ('auto', 'ray://host:10001'); default: start a local Ray instance.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @json_option
 def ingest_cmd(source: str, inputs: tuple[Path, ...], out: Path | None, workers: int, max_tokens: int,
                overlap_tokens: int, tokenizer: str | None, shard_rows: int, include_tables: bool,
-               include_captions: bool, restart: bool, quiet: bool, as_json: bool) -> None:
+               include_captions: bool, restart: bool, engine: str, address: str | None, quiet: bool,
+               as_json: bool) -> None:
     """Ingest SOURCE inputs into a corpus directory (resumable: re-run to continue after an interruption).
 
     SOURCE is one of: pubmed, pmc, textbooks, guidelines, jsonl (see `medrag corpus sources`).
     Bad records are skipped and counted by reason, never fatal.
     """
-    from ..config import ChunkConfig, IngestConfig
+    from ..config import ChunkConfig, IngestConfig, ScaleConfig
     from .pipeline import ingest
     from .sources import get_source
 
@@ -82,7 +87,8 @@ def ingest_cmd(source: str, inputs: tuple[Path, ...], out: Path | None, workers:
         include_captions=include_captions,
     )
     report = ingest(source, list(inputs), out or Path("corpora") / source, config,
-                    progress=not quiet and not as_json, resume=not restart)
+                    progress=not quiet and not as_json, resume=not restart,
+                    scale=ScaleConfig(engine=engine, address=address))
     if as_json:
         emit_json(report.to_dict())
         return

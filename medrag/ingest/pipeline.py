@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import IngestConfig
+from ..config import IngestConfig, ScaleConfig
 from ..errors import ConfigError, InputError
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from ..types import Document
@@ -90,12 +90,14 @@ def ingest(
     *,
     progress: bool = True,
     resume: bool = True,
+    scale: ScaleConfig | None = None,
 ) -> IngestReport:
     """Ingest ``inputs`` (files or folders) of ``source`` into the corpus directory ``out``.
 
     No inputs means the source's default inputs (``guidelines``: the embedded open-medicine guidelines).
     ``resume=False`` discards earlier work in ``out``. Raises InputError for an unknown source or a
-    missing input; bad records are skipped and counted, never fatal.
+    missing input; bad records are skipped and counted, never fatal. ``scale.engine="ray"`` parses the units
+    as Ray Data tasks (``medrag.index.ray_engine``); the corpus is the same.
     """
     from .chunking import Chunker
     from .finalize import finalize
@@ -119,7 +121,7 @@ def ingest(
     _prune(work, units)
     receipts, todo = _done_and_todo(work, units, params_fp)
     log.info("%s: %d units, %d already done", out, len(units), len(receipts))
-    for receipt in _run_units(todo, out, config, params_fp, progress=progress):
+    for receipt in _run_units(todo, out, config, params_fp, progress=progress, scale=scale):
         receipts[receipt["unit"]] = receipt
     manifest = finalize(out, spec, [receipts[u.prefix] for u in units], parameters)
     totals = manifest["totals"]
@@ -171,7 +173,8 @@ def _prune(work: Path, units: list[Unit]) -> None:
 
 
 def _run_units(
-    todo: list[Unit], out: Path, config: IngestConfig, params_fp: str, *, progress: bool
+    todo: list[Unit], out: Path, config: IngestConfig, params_fp: str, *, progress: bool,
+    scale: ScaleConfig | None = None,
 ) -> Iterator[dict[str, Any]]:
     if not todo:
         return
@@ -183,6 +186,14 @@ def _run_units(
         disable=not progress or not sys.stderr.isatty(),
     )
     with bar:
+        if scale is not None and scale.engine == "ray":
+            from ..index.ray_engine import run_units
+
+            by_prefix = {u.prefix: u for u in todo}
+            for receipt in run_units(todo, out, config, params_fp, scale):
+                bar.update(by_prefix[receipt["unit"]].size)
+                yield receipt
+            return
         if config.workers == 1 or len(todo) == 1:
             for unit in todo:
                 tracker = _Progress(bar, unit)

@@ -48,11 +48,12 @@ class _Dense:
     @property
     def index(self) -> Any:
         if self._index is None:
-            from ..index.dense import DenseIndex, load_faiss
+            from ..index.dense import DenseIndex
+            from ..index.faiss_files import load_dense_faiss
 
             dense = self.manifest["dense"]
             vectors = np.load(self.path / dense["vectors"], mmap_mode="r")
-            faiss_index = load_faiss(self.path / dense["faiss"]["file"], self.config.faiss)
+            faiss_index = load_dense_faiss(self.path, dense["faiss"], self.config.faiss)
             if faiss_index.ntotal != vectors.shape[0]:
                 raise IndexFormatError(f"{self.path}: FAISS holds {faiss_index.ntotal} vectors, .npy {vectors.shape[0]}")
             self._index = DenseIndex(faiss_index, vectors, dense["metric"], self.config.faiss)
