@@ -24,7 +24,7 @@ from ..errors import CorpusError, DataNotFoundError
 from ..manifest import MANIFEST_NAME
 from ..types import Document, Metadata
 from .markdown import split_markdown
-from .records import Skips, iter_lines
+from .records import Skips, iter_json_objects
 
 __all__ = ["parse", "default_inputs", "build_default_corpus", "DEFAULT_CORPUS_DIR", "open_medicine_version"]
 
@@ -133,16 +133,7 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _parse_jsonl(path: Path, skips: Skips) -> Iterator[Document]:
-    for number, line in iter_lines(path, skips):
-        where = f"{path.name}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            skips.add("malformed_record", where)
-            continue
-        if not isinstance(row, dict):
-            skips.add("malformed_record", where)
-            continue
+    for where, row in iter_json_objects(path, skips):
         gid = row.get("id")
         if gid is None or str(gid).strip() == "":
             skips.add("missing_id", where)

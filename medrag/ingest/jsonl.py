@@ -12,14 +12,13 @@ Skipped lines: ``malformed_record`` (not a JSON object), ``missing_id``, ``empty
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..config import IngestConfig
 from ..types import Document, Metadata, Section
-from .records import Skips, clean_text, iter_lines
+from .records import Skips, clean_text, iter_json_objects
 
 __all__ = ["parse", "row_metadata"]
 
@@ -29,16 +28,7 @@ _LIST_FIELDS = ("mesh", "publication_types")
 
 
 def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
-    for number, line in iter_lines(path, skips):
-        where = f"{path.name}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            skips.add("malformed_record", where)
-            continue
-        if not isinstance(row, dict):
-            skips.add("malformed_record", where)
-            continue
+    for where, row in iter_json_objects(path, skips):
         doc_id = row.get("_id", row.get("id"))
         if doc_id is None or (isinstance(doc_id, str) and not doc_id.strip()) or isinstance(doc_id, (dict, list)):
             skips.add("missing_id", where)

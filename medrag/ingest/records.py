@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import json
 import logging
 import re
 import zlib
@@ -238,3 +239,22 @@ def iter_lines(path: Path, skips: Skips) -> Iterator[tuple[int, str]]:
                 continue
             if line.strip():
                 yield number, line
+
+
+def iter_json_objects(path: Path, skips: Skips) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(location, object)`` for each JSON-object line of a (possibly gzipped) jsonl file.
+
+    A line that is not JSON, or is JSON but not an object, is skipped as ``malformed_record``; the location
+    (``file:line``) is what skip reports name.
+    """
+    for number, line in iter_lines(path, skips):
+        where = f"{path.name}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            skips.add("malformed_record", where)
+            continue
+        if not isinstance(row, dict):
+            skips.add("malformed_record", where)
+            continue
+        yield where, row

@@ -13,14 +13,13 @@ File documents are ``textbook:<file stem>``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import IngestConfig
 from ..types import Document, Metadata, Section
 from .markdown import paragraph_sections, split_markdown
-from .records import Skips, clean_text, iter_lines
+from .records import Skips, clean_text, iter_json_objects
 
 __all__ = ["parse"]
 
@@ -46,16 +45,7 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
 
 
 def _parse_chunks(path: Path, skips: Skips) -> Iterator[Document]:
-    for number, line in iter_lines(path, skips):
-        where = f"{path.name}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            skips.add("malformed_record", where)
-            continue
-        if not isinstance(row, dict):
-            skips.add("malformed_record", where)
-            continue
+    for where, row in iter_json_objects(path, skips):
         doc_id = row.get("id")
         if not isinstance(doc_id, (str, int)) or not str(doc_id).strip():
             skips.add("missing_id", where)
