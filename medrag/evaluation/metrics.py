@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DependencyMissingError, EvaluationError
+from .._optional import require
+from ..errors import EvaluationError
 
 __all__ = [
     "MEASURES",
@@ -68,10 +69,7 @@ def evaluate_run(qrels: Qrels, run: Run, *, ignore_identical_ids: bool = False) 
     query scores nothing for it); queries of ``run`` without judgements are ignored, as trec_eval does.
     ``ignore_identical_ids`` drops hits whose doc id equals the query id (BEIR's convention).
     """
-    try:
-        import pytrec_eval
-    except ImportError as exc:
-        raise DependencyMissingError("pytrec-eval-terrier", "eval", "retrieval metrics") from exc
+    pytrec_eval = require("pytrec_eval", "pytrec-eval-terrier", "eval", "retrieval metrics")
     if not qrels:
         raise EvaluationError("no relevance judgements to evaluate against")
     clean_qrels = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..config import FaissConfig
-from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError, IndexFormatError
+from ..errors import BackendUnavailableError, ConfigError, IndexFormatError
 from ..manifest import atomic_write_json
 
 __all__ = [
@@ -176,11 +177,7 @@ def merge_shards(paths: Sequence[Path], out: Path, n_rows: int, dim: int) -> Non
 
 
 def faiss_module() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:
-        raise DependencyMissingError("faiss-cpu", "dense", "dense retrieval") from exc
-    return faiss
+    return require("faiss", "faiss-cpu", "dense", "dense retrieval")
 
 
 def resolve_faiss_device(requested: str, faiss: Any) -> int | None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
 import weakref
 from typing import Any
 
-from ..errors import DependencyMissingError
 from ..types import Hit
 
-__all__ = ["hit_metadata", "retriever_lock", "require"]
+__all__ = ["hit_metadata", "retriever_lock"]
 
 _LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -50,9 +48,3 @@ def retriever_lock(retriever: Any) -> threading.Lock:
         return lock
 
 
-def require(module: str, package: str, extra: str, purpose: str) -> Any:
-    """Import ``module`` or raise DependencyMissingError naming the extra to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise DependencyMissingError(package, extra, purpose) from exc

@@ -108,7 +108,7 @@ def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_
       curl -s localhost:8080/search -H 'content-type: application/json' -d '{"query": "...", "k": 5}'
       MEDRAG_API_KEY=secret medrag serve --host 0.0.0.0 --api-key-env MEDRAG_API_KEY
     """
-    from ._common import require
+    from .._optional import require
 
     uvicorn = require("uvicorn", "uvicorn", "serve", "the HTTP service")
     cfg = ServeConfig(host=host, port=port, api_key_env=api_key_env, max_k=max_k, max_batch=max_batch,

@@ -23,11 +23,11 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from .._optional import require
 from .._version import __version__
 from ..config import ServeConfig
 from ..reason.runner import normalize_options
 from ..retrieve.base import Filters, Retriever, check_query
-from ._common import require
 from .service import AskParams, SearchService, public_event, run_ask
 
 require("fastapi", "fastapi", "serve", "the HTTP service")

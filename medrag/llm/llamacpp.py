@@ -21,6 +21,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from .._optional import require
 from ..config import LLMConfig, ModelProfile
 from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError, LLMError
 from .base import BaseLLM, Generation, GenerationParams, Prompt, fold_system, render_plain, split_continuation
@@ -51,11 +52,7 @@ def _quiet() -> Any:
 
 
 def _import_llama() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise DependencyMissingError("llama-cpp-python", "llm", "the llamacpp backend") from exc
-    return llama_cpp
+    return require("llama_cpp", "llama-cpp-python", "llm", "the llamacpp backend")
 
 
 class LlamaCppLLM(BaseLLM):

@@ -18,8 +18,9 @@ import logging
 import time
 from typing import Any
 
+from .._optional import require
 from ..config import LLMConfig, ModelProfile
-from ..errors import BackendUnavailableError, DependencyMissingError, LLMError
+from ..errors import BackendUnavailableError, LLMError
 from .base import BaseLLM, Generation, GenerationParams, Prompt, fold_system, render_plain, split_continuation
 
 __all__ = ["VLLMBackend"]
@@ -28,11 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _import_vllm() -> Any:
-    try:
-        import vllm
-    except ImportError as exc:
-        raise DependencyMissingError("vllm", "vllm", "the vllm backend (needs a CUDA GPU)") from exc
-    return vllm
+    return require("vllm", "vllm", "vllm", "the vllm backend (needs a CUDA GPU)")
 
 
 class VLLMBackend(BaseLLM):
