@@ -28,7 +28,7 @@ from lxml import etree
 
 from ..config import IngestConfig
 from ..types import Document, Metadata, Section
-from .records import Skips, Utf8Repair, clean_text, open_binary
+from .records import Skips, Utf8Repair, clean_text, open_binary, release_element
 
 __all__ = ["parse"]
 
@@ -65,7 +65,7 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
                 count += 1
                 if doc is not None:
                     yield doc
-                _release(elem)
+                release_element(elem)
         except etree.XMLSyntaxError as exc:
             if stream.read_error is not None:
                 skips.add("truncated_gzip", f"{path.name}: after article {count} ({stream.read_error})")
@@ -74,14 +74,6 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
             return
     if stream.read_error is not None:
         skips.add("truncated_gzip", f"{path.name}: after article {count} ({stream.read_error})")
-
-
-def _release(elem: Any) -> None:
-    elem.clear(keep_tail=True)
-    parent = elem.getparent()
-    if parent is not None:
-        while elem.getprevious() is not None:
-            del parent[0]
 
 
 def _document(elem: Any, path: Path, index: int, config: IngestConfig, skips: Skips) -> Document | None:

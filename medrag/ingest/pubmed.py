@@ -28,7 +28,7 @@ from lxml import etree
 
 from ..config import IngestConfig
 from ..types import Document, Metadata, Section
-from .records import Deleted, Skips, Utf8Repair, clean_text, flatten, open_binary
+from .records import Deleted, Skips, Utf8Repair, clean_text, flatten, open_binary, release_element
 
 __all__ = ["parse", "parse_record", "pubmed_url"]
 
@@ -56,7 +56,7 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document |
             for _, elem in events:
                 yield from _emit(elem, path, skips)
                 done += 1
-                _release(elem)
+                release_element(elem)
         except etree.XMLSyntaxError as exc:
             if stream.read_error is not None:
                 skips.add("truncated_gzip", f"{path.name}: after record {done} ({stream.read_error})")
@@ -79,15 +79,6 @@ def _emit(elem: Any, path: Path, skips: Skips) -> Iterator[Document | Deleted]:
     doc = parse_record(elem, path.name, skips)
     if doc is not None:
         yield doc
-
-
-def _release(elem: Any) -> None:
-    """Free a processed record and the already-processed siblings before it."""
-    elem.clear(keep_tail=True)
-    parent = elem.getparent()
-    if parent is not None:
-        while elem.getprevious() is not None:
-            del parent[0]
 
 
 def parse_record(elem: Any, where: str, skips: Skips) -> Document | None:

@@ -258,3 +258,12 @@ def iter_json_objects(path: Path, skips: Skips) -> Iterator[tuple[str, dict[str,
             skips.add("malformed_record", where)
             continue
         yield where, row
+
+
+def release_element(elem: Any) -> None:
+    """Free a processed ``iterparse`` record and the already-processed siblings before it (flat memory)."""
+    elem.clear(keep_tail=True)
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
