@@ -74,6 +74,8 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
             return
     if stream.read_error is not None:
         skips.add("truncated_gzip", f"{path.name}: after article {count} ({stream.read_error})")
+    elif count == 0:
+        skips.add("no_records", f"{path.name}: no JATS <article> or BITS <book-part> (not a PMC/Bookshelf file?)")
 
 
 def _document(elem: Any, path: Path, index: int, config: IngestConfig, skips: Skips) -> Document | None:

@@ -68,6 +68,8 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document |
             return
         if stream.read_error is not None:
             skips.add("truncated_gzip", f"{path.name}: after record {done} ({stream.read_error})")
+        elif done == 0:
+            skips.add("no_records", f"{path.name}: no PubmedArticle, PubmedBookArticle or DeleteCitation")
 
 
 def _emit(elem: Any, path: Path, skips: Skips) -> Iterator[Document | Deleted]:

@@ -88,3 +88,9 @@ def test_invalid_utf8_article_skipped_others_kept(pmc_dir, tmp_path):
     path.write_bytes(bad)
     docs, skips = _parse(path)
     assert [d.doc_id for d in docs] == ["pmc:PMC900300"] and skips == {"invalid_utf8": 1}
+
+
+def test_xml_of_another_kind_is_counted_not_silent(fixtures_dir):
+    docs, skips = _parse(fixtures_dir / "ingest" / "pubmed" / "base.xml")
+    assert docs == []
+    assert skips == {"no_records": 1}

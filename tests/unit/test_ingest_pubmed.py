@@ -98,3 +98,9 @@ def test_real_record_29768149(shared_data):
     assert "fast-acting β2-agonist" in doc.sections[0].text
     assert "Asthma" in doc.metadata.mesh and "Budesonide" in doc.metadata.mesh
     assert doc.metadata.doi == "10.1056/NEJMoa1715274" and doc.metadata.year == 2018
+
+
+def test_xml_of_another_kind_is_counted_not_silent(fixtures_dir):
+    docs, skips = _parse(fixtures_dir / "ingest" / "pmc" / "article.nxml")
+    assert docs == []
+    assert skips == {"no_records": 1}
