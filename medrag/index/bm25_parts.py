@@ -62,10 +62,8 @@ class PartBuilder:
         shutil.rmtree(part_dir, ignore_errors=True)
         part_dir.mkdir(parents=True)
         postings = self.postings
-        arrays = _concat(postings.batches)
+        _save_concat(postings.batches, part_dir)
         postings.batches.clear()
-        for name in _ARRAYS:
-            np.save(part_dir / f"{name}.npy", arrays[name], allow_pickle=False)
         with open(part_dir / "vocab.json", "w", encoding="utf-8") as fh:
             json.dump(list(self.term_ids.term_to_id), fh, ensure_ascii=False)
         info = {"rows": postings.n_docs, "nonzeros": postings.nonzeros, "total_length": postings.total_length}
@@ -84,17 +82,20 @@ def build_part(batches: Iterable[Sequence[str]], part_dir: str | Path, config: B
     return builder.save(part_dir)
 
 
-def _concat(batches: list[_Batch]) -> dict[str, np.ndarray]:
-    if not batches:
-        return {"terms": np.zeros(0, np.int32), "tfs": np.zeros(0, np.uint16),
-                "per_doc": np.zeros(0, np.int32), "lengths": np.zeros(0, np.float32)}
+def _save_concat(batches: list[_Batch], part_dir: Path) -> None:
+    """Each array of the part's batches written into one ``.npy`` (filled batch by batch: no in-memory copy)."""
     tf_type = np.uint32 if any(b.tfs.dtype == np.uint32 for b in batches) else np.uint16
-    return {
-        "terms": np.concatenate([b.terms for b in batches]),
-        "tfs": np.concatenate([b.tfs.astype(tf_type) for b in batches]),
-        "per_doc": np.concatenate([b.per_doc for b in batches]),
-        "lengths": np.concatenate([b.lengths for b in batches]),
-    }
+    dtypes = {"terms": np.int32, "tfs": tf_type, "per_doc": np.int32, "lengths": np.float32}
+    for name in _ARRAYS:
+        total = sum(getattr(b, name).size for b in batches)
+        out = np.lib.format.open_memmap(part_dir / f"{name}.npy", mode="w+", dtype=dtypes[name], shape=(total,))
+        pos = 0
+        for b in batches:
+            values = getattr(b, name)
+            out[pos: pos + values.size] = values
+            pos += values.size
+        out.flush()
+        del out
 
 
 def _load_part(part_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -249,7 +249,12 @@ def train_faiss(vectors: np.ndarray, config: FaissConfig, metric: str) -> Any:
         index = to_gpu(faiss, index, gpu)
     sample = train_sample_rows(vectors.shape[0], config)
     log.info("training faiss %s on %d vectors", config.factory, sample.size)
-    index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    try:
+        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    except RuntimeError as exc:
+        reason = str(exc).split("failed:", 1)[-1].strip().splitlines()[0]
+        raise ConfigError(f"faiss {config.factory!r} cannot be trained on {sample.size} vectors ({reason}); "
+                          "use fewer IVF lists / PQ bits or a larger train_sample") from exc
     return faiss.index_gpu_to_cpu(index) if gpu is not None else index
 
 
