@@ -7,11 +7,14 @@ every measurement runs in its own child process (so its peak RSS is its own) und
   per call, p50 / mean over the query set);
 - ``bm25_parts``: the out-of-core build (parts of ``--part-rows`` merged), same measurements — the alternative
   measured in the same run: equal index, bounded build memory;
+- ``engine:local`` / ``engine:ray``: ``build_index`` (BM25 only, in parts) through each engine, Ray on a local
+  instance with this machine's cores (only with ``--only``);
 - ``dense:<kind>``: FAISS indexes on synthetic 384-d *clustered* unit vectors (encoding millions of chunks
   with MiniLM is not feasible on 2 shared CPU cores; encoding throughput is measured separately in
   ``retrieval_bench.md``): build (train on a seeded 100k sample + add) time, bytes, peak RSS, latency for one
   query per call and per query in a batch of 200, and recall@10 against exact search (``Flat``) on the same
-  vectors and queries. Flat (fp32), SQfp16 (fp16), IVF-PQ (m=64), a 4-shard IVF-PQ, HNSW32, OPQ64+IVF-PQ.
+  vectors and queries. Flat (fp32), SQfp16 (fp16), IVF-PQ (m=64), a 4-shard IVF-PQ, HNSW32, OPQ64+IVF-PQ, and
+  IVF-PQ whose 100 candidates are re-scored exactly from the memory-mapped vectors (``rerank=10``).
 
 Writes ``scale.json`` (merged across runs: ``--only`` re-measures some rows), ``scale.md`` and ``scale.png``
 under ``eval/results/`` (the report and the 24M / 54M extrapolation are in ``bench_scale_report.py``).
@@ -50,8 +53,8 @@ def nlist_for(n: int) -> int:
     return int(2 ** round(np.log2(4 * np.sqrt(n))))
 
 
-def factories(n: int) -> dict[str, tuple[str, int, int]]:
-    """Measured dense index kinds: name -> (factory string, shards, training sample).
+def factories(n: int) -> dict[str, tuple[str, int, int, int]]:
+    """Measured dense index kinds: name -> (factory string, shards, training sample, exact re-rank factor).
 
     ``PQ64np``: 64 one-byte codes without faiss' polysemous training (which medrag never uses at search time
     and which made PQ training ~8x slower here). OPQ's rotation is trained on 20k vectors (OPQ training is
@@ -59,12 +62,13 @@ def factories(n: int) -> dict[str, tuple[str, int, int]]:
     """
     ivf = nlist_for(n)
     return {
-        "Flat": ("Flat", 1, 0),
-        "SQfp16": ("SQfp16", 1, 0),
-        "IVF-PQ64": (f"IVF{ivf},PQ64np", 1, 100_000),
-        "IVF-PQ64x4shards": (f"IVF{ivf},PQ64np", 4, 100_000),
-        "HNSW32": ("HNSW32", 1, 0),
-        "OPQ64-IVF-PQ64": (f"OPQ64,IVF{ivf},PQ64np", 1, 20_000),
+        "Flat": ("Flat", 1, 0, 0),
+        "SQfp16": ("SQfp16", 1, 0, 0),
+        "IVF-PQ64": (f"IVF{ivf},PQ64np", 1, 100_000, 0),
+        "IVF-PQ64x4shards": (f"IVF{ivf},PQ64np", 4, 100_000, 0),
+        "HNSW32": ("HNSW32", 1, 0, 0),
+        "OPQ64-IVF-PQ64": (f"OPQ64,IVF{ivf},PQ64np", 1, 20_000, 0),
+        "IVF-PQ64+rerank10": (f"IVF{ivf},PQ64np", 1, 100_000, 10),
     }
 
 
@@ -168,6 +172,25 @@ def child_bm25(n: int, parts: bool) -> dict[str, Any]:
             "parts": stats.get("parts", 1)}
 
 
+def child_engine(n: int, engine: str) -> dict[str, Any]:
+    """``build_index`` (BM25 only) through the local engine or Ray (local instance on this machine's cores),
+    both in parts of ``PART_ROWS // 4`` rows so the Ray build has parts to spread."""
+    from medrag.config import IndexConfig, ScaleConfig
+    from medrag.index import build_index
+
+    out = WORK / f"scale-index-{engine}-{n}"
+    scale = ScaleConfig(engine=engine, num_cpus=os.cpu_count() if engine == "ray" else None,
+                        bm25_part_rows=PART_ROWS // 4)
+    corpus = make_corpus(n)
+    start = time.perf_counter()
+    build_index([corpus], out, IndexConfig(dense=False), progress=False, scale=scale)
+    build_s = time.perf_counter() - start
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {"build_s": build_s, "bm25_s": manifest["bm25"]["stats"]["build_seconds"],
+            "parts": manifest["bm25"]["stats"]["parts"], "peak_rss_mb": peak_rss_mb(),
+            "bytes": dir_mb(out) * 2**20}
+
+
 def child_dense(n: int, kind: str) -> dict[str, Any]:
     import faiss
 
@@ -175,13 +198,14 @@ def child_dense(n: int, kind: str) -> dict[str, Any]:
     from medrag.index.dense import DenseIndex
     from medrag.index.faiss_files import load_dense_faiss, write_faiss
 
-    factory, shards, train = factories(n)[kind]
+    factory, shards, train, rerank = factories(n)[kind]
     vectors = np.load(clustered_vectors(n), mmap_mode="r")
     queries = query_vectors(vectors)
     truth = exact_neighbours(vectors, queries)
     out = WORK / f"scale-dense-{kind}-{n}"
     (out / "dense").mkdir(parents=True, exist_ok=True)
-    config = FaissConfig(factory=factory, shards=shards, nprobe=32, ef_search=128, train_sample=max(train, 1))
+    config = FaissConfig(factory=factory, shards=shards, nprobe=32, ef_search=128, train_sample=max(train, 1),
+                         rerank=rerank)
     sampler = AnonPeak()
     start = time.perf_counter()
     record = write_faiss(vectors, config, "ip", out)
@@ -198,7 +222,7 @@ def child_dense(n: int, kind: str) -> dict[str, Any]:
         found[i, : r.size] = r
     for f in out.glob("dense/faiss*.index"):
         f.unlink()
-    return {"factory": factory, "shards": shards, "build_s": build_s, "peak_anon_mb": anon,
+    return {"factory": factory, "shards": shards, "rerank": rerank, "build_s": build_s, "peak_anon_mb": anon,
             "peak_rss_mb": peak_rss_mb(), "bytes": record["bytes"], "bytes_per_vector": record["bytes_per_vector"],
             "trained_on": record["trained_on"], "batch_ms_per_query": batch_ms, **latency,
             "recall_at_10": recall_at_k(found, truth), "threads": faiss.omp_get_max_threads()}
@@ -224,7 +248,8 @@ def run_child(kind: str, n: int, timeout: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000, 1_000_000, 2_000_000])
-    parser.add_argument("--only", nargs="+", default=None, help="kinds to (re)measure: bm25 bm25_parts dense:NAME")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="kinds to (re)measure: bm25 bm25_parts dense:NAME engine:local engine:ray")
     parser.add_argument("--skip", nargs="+", default=[], help="'KIND@N' pairs not to run (e.g. dense:HNSW32@2000000)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
     parser.add_argument("--report-only", action="store_true")
@@ -234,6 +259,8 @@ def main() -> None:
     if args.child:
         if args.child.startswith("dense:"):
             result = child_dense(args.n, args.child.split(":", 1)[1])
+        elif args.child.startswith("engine:"):
+            result = child_engine(args.n, args.child.split(":", 1)[1])
         else:
             result = child_bm25(args.n, parts=args.child == "bm25_parts")
         print(json.dumps(result))

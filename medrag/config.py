@@ -396,10 +396,14 @@ class FaissConfig:
     #: >1: the rows are split into this many contiguous FAISS indexes (one quantizer trained once on the
     #: sample), saved as ``dense/faiss-NNN.index`` and searched together (``faiss.IndexShards``; one per GPU)
     shards: int = 1
+    #: >1: fetch ``k * rerank`` candidates from the (compressed) index and re-score them exactly from
+    #: ``dense/vectors.npy`` (memory-mapped, so the full vectors stay on disk); 0/1 = off
+    rerank: int = 0
 
     def __post_init__(self) -> None:
         _check(bool(self.factory.strip()), "faiss factory string must not be empty")
         _check(self.shards >= 1, f"faiss shards must be >= 1, got {self.shards}")
+        _check(self.rerank >= 0, f"faiss rerank must be >= 0, got {self.rerank}")
         _check(self.train_sample >= 1, f"faiss train_sample must be >= 1, got {self.train_sample}")
         _check(self.nprobe >= 1 and self.ef_search >= 1, "faiss nprobe and ef_search must be >= 1")
         _check(

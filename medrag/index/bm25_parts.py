@@ -215,6 +215,7 @@ def build_bm25_in_parts(texts: Iterable[Sequence[str]], out: str | Path, config:
     if builder.rows or not part_dirs:
         part_dirs.append(parts_root / f"part-{len(part_dirs):05d}")
         builder.save(part_dirs[-1])
+    del builder  # its word/term dictionaries are not needed by the merge
     log.info("merging %d BM25 parts into %s", len(part_dirs), out)
     stats = merge_parts(part_dirs, out, config)
     shutil.rmtree(parts_root, ignore_errors=True)

@@ -57,7 +57,7 @@ def _build_config(opts: dict[str, Any]) -> IndexConfig:
     )
     bm25 = BM25Config(stemmer=None) if opts["no_stem"] else BM25Config()
     faiss = FaissConfig(factory=opts["faiss"], device=opts["device"], shards=opts["faiss_shards"],
-                        nprobe=opts["nprobe"] or FaissConfig.nprobe,
+                        nprobe=opts["nprobe"] or FaissConfig.nprobe, rerank=opts["rerank"],
                         train_sample=opts["train_sample"] or FaissConfig.train_sample)
     fusion = base.fusion
     if opts["fusion"] or opts["weights"]:
@@ -94,6 +94,9 @@ def _default_corpus(show: bool) -> Path:
               help="Split the vectors into N FAISS indexes searched together (one quantizer trained once; "
                    "with --device cuda, one per GPU).")
 @click.option("--nprobe", type=click.IntRange(min=1), default=None, help="IVF lists probed per query (default 32).")
+@click.option("--rerank", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fetch k*N candidates from a compressed index (IVF-PQ …) and re-score them exactly from the "
+                   "memory-mapped vectors (0 = off).")
 @click.option("--train-sample", type=click.IntRange(min=1), default=None,
               help="Vectors IVF/PQ/OPQ are trained on (seeded sample; default 100,000).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (encoder and FAISS).")
@@ -127,10 +130,9 @@ def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet:
 
     Resumable: rerunning after an interruption skips the encoding shards already written.
     """
+    from ..config import ScaleConfig
     from .build import build_index
     from .manifest import read_index_manifest
-
-    from ..config import ScaleConfig
 
     config = _build_config(opts)
     scale = ScaleConfig(engine=engine, address=address, num_cpus=num_cpus, encode_actors=encode_actors,

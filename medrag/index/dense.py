@@ -366,16 +366,27 @@ class DenseIndex:
         if k_eff == 0:
             empty = [np.zeros(0, dtype=np.int64)] * len(queries)
             return empty, [np.zeros(0, dtype=np.float32)] * len(queries)
-        dist, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k_eff)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        dist, ids = self.index.search(queries, self._fetch(k_eff))
         scores = _to_scores(dist, self.metric)
         rows_out, scores_out = [], []
-        for r, s in zip(ids, scores, strict=True):
-            keep = r >= 0
-            r, s = r[keep].astype(np.int64), s[keep].astype(np.float32)
-            order = np.lexsort((r, -s.astype(np.float64)))
-            rows_out.append(r[order])
-            scores_out.append(s[order])
+        for r, s, q in zip(ids, scores, queries, strict=True):
+            r, s = self._rerank(*_clean(r, s), q, k_eff)
+            rows_out.append(r)
+            scores_out.append(s)
         return rows_out, scores_out
+
+    def _fetch(self, k: int) -> int:
+        """Candidates to ask the index for: ``k``, or ``k * rerank`` when re-ranking exactly."""
+        return min(self.num_docs, k * self.config.rerank) if self.config.rerank > 1 else k
+
+    def _rerank(self, rows: np.ndarray, scores: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``k`` of sorted candidates; with ``rerank``, by exact scores from the vector memmap."""
+        if self.config.rerank > 1 and rows.size:
+            scores = row_scores(self.vectors, rows, query, self.metric)
+            order = np.lexsort((rows, -scores.astype(np.float64)))
+            rows, scores = rows[order], scores[order]
+        return rows[:k], scores[:k]
 
     def search_filtered(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` among rows where ``mask`` is True; exactly ``min(k, mask.sum())`` results."""
@@ -400,10 +411,10 @@ class DenseIndex:
         if params is None:
             return None, None
         try:
-            dist, ids = self.index.search(query[None, :].astype(np.float32), k, params=params)
+            dist, ids = self.index.search(query[None, :].astype(np.float32), self._fetch(k), params=params)
         except RuntimeError:
             return None, None
-        return _clean(ids[0], _to_scores(dist[0], self.metric))
+        return self._rerank(*_clean(ids[0], _to_scores(dist[0], self.metric)), query, k)
 
     def _overfetch(self, query: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         fetch = k * 4
@@ -412,8 +423,8 @@ class DenseIndex:
             dist, ids = self.index.search(query[None, :].astype(np.float32), fetch)
             rows, scores = _clean(ids[0], _to_scores(dist[0], self.metric))
             keep = mask[rows]
-            if keep.sum() >= k or fetch >= self.num_docs:
-                return rows[keep][:k], scores[keep][:k]
+            if keep.sum() >= self._fetch(k) or fetch >= self.num_docs:
+                return self._rerank(rows[keep], scores[keep], query, k)
             fetch *= 4
 
 

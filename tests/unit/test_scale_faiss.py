@@ -97,3 +97,23 @@ def test_build_index_records_compressed_sharded_faiss(tmp_path):
 def test_training_on_too_few_vectors_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot be trained on 100 vectors"):
         _dense(tmp_path, _clustered(100), FaissConfig(factory="IVF4,PQ8np"))
+
+
+def test_exact_rerank_of_compressed_candidates_raises_recall(tmp_path):
+    vectors = _clustered(3000)
+    queries = _clustered(30, seed=2)
+    truth = [exact_search(vectors, np.arange(3000), q, 10, "ip") for q in queries]
+    recalls = {}
+    for rerank in (0, 10):
+        config = FaissConfig(factory="IVF16,PQ8np", train_sample=1500, nprobe=16, rerank=rerank)
+        _, index = _dense(tmp_path / str(rerank), vectors, config)
+        rows, scores = index.search(queries, 10)
+        recalls[rerank] = np.mean([len(set(r.tolist()) & set(t[0].tolist())) / 10
+                                   for r, t in zip(rows, truth, strict=True)])
+        if rerank:  # re-ranked scores are the exact inner products
+            np.testing.assert_allclose(scores[0], vectors[rows[0]] @ queries[0], rtol=1e-5)
+            mask = np.zeros(3000, dtype=bool)
+            mask[1::3] = True
+            f_rows, _ = index.search_filtered(queries[1], 10, mask)
+            assert mask[f_rows].all() and f_rows.size == 10
+    assert recalls[10] > recalls[0] and recalls[10] >= 0.95
