@@ -228,6 +228,34 @@ def child_dense(n: int, kind: str) -> dict[str, Any]:
             "recall_at_10": recall_at_k(found, truth), "threads": faiss.omp_get_max_threads()}
 
 
+def child_real() -> dict[str, Any]:
+    """Recall@10 vs exact on *real* MiniLM vectors: the embedded guideline index (``medrag index build``) and
+    its 169 real questions (``eval/data/guideline_queries.jsonl``) — small, but real embedding geometry."""
+    import medrag
+    from medrag.config import FaissConfig
+    from medrag.index.dense import DenseIndex, exact_search
+    from medrag.index.faiss_files import load_dense_faiss, write_faiss
+
+    index_dir = ROOT / "indexes" / "default"
+    retriever = medrag.load_index(index_dir, mode="dense")
+    lines = (ROOT / "eval" / "data" / "guideline_queries.jsonl").read_text().splitlines()
+    queries = retriever._dense.encode([json.loads(line)["query"] for line in lines])
+    vectors = np.load(index_dir / "dense" / "vectors.npy")
+    n = vectors.shape[0]
+    truth = np.stack([exact_search(vectors, np.arange(n), q, K, "ip")[0] for q in queries])
+    kinds = {"IVF32,PQ64np": 0, "IVF32,PQ32np": 0, "IVF32,PQ64np+rerank10": 10, "SQfp16": 0, "HNSW32": 0}
+    out: dict[str, Any] = {"rows": n, "queries": len(queries)}
+    for name, rerank in kinds.items():
+        config = FaissConfig(factory=name.split("+")[0], nprobe=8, rerank=rerank)
+        work = WORK / "scale-real" / name.replace(",", "_").replace("+", "_")
+        (work / "dense").mkdir(parents=True, exist_ok=True)
+        record = write_faiss(vectors, config, "ip", work)
+        rows, _ = DenseIndex(load_dense_faiss(work, record, config), vectors, "ip", config).search(queries, K)
+        found = np.stack([np.pad(r, (0, K - r.size), constant_values=-1) for r in rows])
+        out[name] = {"recall_at_10": recall_at_k(found, truth), "bytes_per_vector": record["bytes_per_vector"]}
+    return out
+
+
 # ------------------------------------------------------------------------------------------- driver
 
 
@@ -253,12 +281,16 @@ def main() -> None:
     parser.add_argument("--skip", nargs="+", default=[], help="'KIND@N' pairs not to run (e.g. dense:HNSW32@2000000)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--real", action="store_true",
+                        help="only the real-embedding recall check on indexes/default (build it first)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         if args.child.startswith("dense:"):
             result = child_dense(args.n, args.child.split(":", 1)[1])
+        elif args.child == "real":
+            result = child_real()
         elif args.child.startswith("engine:"):
             result = child_engine(args.n, args.child.split(":", 1)[1])
         else:
@@ -268,7 +300,11 @@ def main() -> None:
     from bench_scale_report import load_results, write_report
 
     results = load_results(RESULTS / "scale.json")
-    if not args.report_only:
+    if args.real:
+        results["_real"] = run_child("real", 0, args.timeout)
+        print(json.dumps(results["_real"]), flush=True)
+        (RESULTS / "scale.json").write_text(json.dumps(results, indent=1))
+    elif not args.report_only:
         kinds = args.only or ["bm25", "bm25_parts", *(f"dense:{k}" for k in factories(10_000))]
         for n in args.sizes:
             make_corpus(n) if any(k.startswith("bm25") for k in kinds) else None

@@ -35,6 +35,10 @@ def fit_power(points: list[tuple[int, float]]) -> tuple[float, float] | None:
     return float(math.exp(log_a)), float(b)
 
 
+def _kinds(results: dict[str, Any]) -> list[str]:
+    return sorted(k for k in results if not k.startswith("_"))
+
+
 def _series(results: dict[str, Any], kind: str, metric: str) -> list[tuple[int, float]]:
     out = []
     for n, row in results.get(kind, {}).items():
@@ -53,10 +57,10 @@ def _fmt(v: float) -> str:
 
 
 def table(results: dict[str, Any]) -> list[str]:
-    sizes = sorted({int(n) for rows in results.values() for n in rows})
+    sizes = sorted({int(n) for kind in _kinds(results) for n in results[kind]})
     lines = ["| kind | metric | " + " | ".join(f"{n:,}" for n in sizes) + " |",
              "|---|---|" + "---:|" * len(sizes)]
-    for kind in sorted(results):
+    for kind in _kinds(results):
         for metric, label in METRICS:
             values = dict(_series(results, kind, metric))
             if not values:
@@ -73,7 +77,7 @@ def table(results: dict[str, Any]) -> list[str]:
 def extrapolation(results: dict[str, Any]) -> list[str]:
     lines = ["| kind | metric | fit over sizes | exponent b | " + " | ".join(TARGETS) + " |",
              "|---|---|---|---:|" + "---:|" * len(TARGETS)]
-    for kind in sorted(results):
+    for kind in _kinds(results):
         for metric, label in METRICS[:4]:
             points = _series(results, kind, metric)
             fit = fit_power(points)
@@ -86,6 +90,18 @@ def extrapolation(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def real_section(real: dict[str, Any] | None) -> list[str]:
+    if not real or "error" in real:
+        return []
+    rows = [f"| {k} | {v['recall_at_10']:.3f} | {v['bytes_per_vector']:.0f} |" for k, v in real.items()
+            if isinstance(v, dict)]
+    return ["", "## Real embeddings (sanity check)", "",
+            f"Recall@10 against exact search on real MiniLM vectors: the embedded guideline index ({real['rows']:,}",
+            f"chunks) and its {real['queries']} real questions (`python eval/bench_scale.py --real`; nprobe 8).",
+            "Small, so IVF lists are few and bytes/vector include the codebooks; read it for the PQ error on real",
+            "embedding geometry, not for scale.", "", "| index | recall@10 | bytes/vector |", "|---|---:|---:|", *rows]
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -94,7 +110,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     for ax, (metric, label) in zip(axes.flat, METRICS, strict=True):
-        for kind in sorted(results):
+        for kind in _kinds(results):
             points = _series(results, kind, metric)
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=kind)
@@ -112,9 +128,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> None:
-    loads = [row.get("load_avg") for rows in results.values() for row in rows.values() if row.get("load_avg")]
-    errors = [f"- {kind} @ {n:,}: {row['error']}" for kind, rows in sorted(results.items())
-              for n, row in sorted(((int(k), v) for k, v in rows.items())) if "error" in row]
+    loads = [row.get("load_avg") for k in _kinds(results) for row in results[k].values() if row.get("load_avg")]
+    errors = [f"- {kind} @ {n:,}: {row['error']}" for kind in _kinds(results)
+              for n, row in sorted((int(k), v) for k, v in results[kind].items()) if "error" in row]
     lines = [
         "# Growth curves (`python eval/bench_scale.py`)",
         "",
@@ -136,5 +152,6 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
     ]
     if errors:
         lines += ["", "Not measured (per-point timeout or failure):", "", *errors]
+    lines += real_section(results.get("_real"))
     (out_dir / "scale.md").write_text("\n".join(lines) + "\n")
     plot(results, out_dir / "scale.png")

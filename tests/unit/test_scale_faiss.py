@@ -45,7 +45,8 @@ def test_sharded_flat_equals_single_flat(tmp_path):
     assert "file" not in record and record["ntotal"] == 1000 and record["trained_on"] == 0
     assert record["bytes_per_vector"] >= 32 * 4  # fp32 codes
     assert isinstance(sharded.index, faiss.IndexShards)
-    for (r1, s1), (r2, s2) in zip(zip(*single.search(queries, 10)), zip(*sharded.search(queries, 10)), strict=True):
+    want, got = single.search(queries, 10), sharded.search(queries, 10)
+    for r1, s1, r2, s2 in zip(*want, *got, strict=True):
         np.testing.assert_array_equal(r1, r2)
         np.testing.assert_allclose(s1, s2, rtol=1e-6)
     mask = np.zeros(1000, dtype=bool)
