@@ -169,7 +169,7 @@ def child_bm25(n: int, parts: bool) -> dict[str, Any]:
     latency = _latency_ms(lambda q: index.search(q, K), make_queries(N_QUERIES))
     return {"build_s": build_s, "peak_anon_mb": anon, "peak_rss_mb": peak_rss_mb(), "bytes": dir_mb(out) * 2**20,
             "load_s": load_s, **latency, "vocabulary": stats["vocabulary"], "nonzeros": stats["nonzeros"],
-            "parts": stats.get("parts", 1)}
+            "parts": stats.get("parts", 1), "merge_s": stats.get("merge_seconds")}
 
 
 def child_engine(n: int, engine: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Co
     import bm25s
     from bm25s.scoring import _select_tfc_scorer
 
+    started = time.perf_counter()
     part_dirs = [Path(p) for p in part_dirs]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,6 +173,7 @@ def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Co
         "nonzeros": nonzeros,
         "avg_doc_terms": round(total_length / n_docs if n_docs else 0.0, 3),
         "parts": len(part_dirs),
+        "merge_seconds": round(time.perf_counter() - started, 3),
     }
 
 
