@@ -22,7 +22,15 @@ import numpy as np
 
 from ..config import FaissConfig, config_to_dict
 from ..errors import IndexFormatError
-from .dense import build_faiss, faiss_module, load_faiss, resolve_faiss_device, to_gpu, train_faiss, train_sample_rows
+from .dense import (
+    build_faiss,
+    faiss_module,
+    load_faiss,
+    resolve_faiss_device,
+    to_gpu,
+    train_faiss,
+    train_sample_rows,
+)
 
 __all__ = ["FAISS_FILE", "shard_bounds", "shard_file", "write_faiss", "load_dense_faiss"]
 
