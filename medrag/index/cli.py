@@ -117,6 +117,8 @@ def _default_corpus(show: bool) -> Path:
 @click.option("--address", default=None,
               help="Ray cluster to join ('auto', 'ray://host:10001'); default: start a local Ray instance.")
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of a local Ray instance.")
+@click.option("--object-store-mb", type=click.IntRange(min=80), default=None,
+              help="Object store of a local Ray instance in MB (default: Ray's, 30% of RAM).")
 @click.option("--encode-actors", type=click.IntRange(min=1), default=None,
               help="Ray encoder actors (default: one per GPU, or one per 2 CPUs).")
 @click.option("--bm25-part-rows", type=click.IntRange(min=1), default=1_048_576, show_default=True,
@@ -124,8 +126,8 @@ def _default_corpus(show: bool) -> Path:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @json_option
 def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet: bool, as_json: bool,
-              engine: str, address: str | None, num_cpus: int | None, encode_actors: int | None,
-              bm25_part_rows: int, **opts: Any) -> None:
+              engine: str, address: str | None, num_cpus: int | None, object_store_mb: int | None,
+              encode_actors: int | None, bm25_part_rows: int, **opts: Any) -> None:
     """Build a hybrid index (BM25 + dense vectors + FAISS) from one or more corpora.
 
     Resumable: rerunning after an interruption skips the encoding shards already written.
@@ -136,7 +138,8 @@ def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet:
 
     config = _build_config(opts)
     scale = ScaleConfig(engine=engine, address=address, num_cpus=num_cpus, encode_actors=encode_actors,
-                        bm25_part_rows=bm25_part_rows)
+                        bm25_part_rows=bm25_part_rows,
+                        object_store_memory=object_store_mb * 2**20 if object_store_mb else None)
     show = not quiet and sys.stderr.isatty()
     paths = list(corpora) if corpora else [_default_corpus(not quiet)]
     build_index(paths, out, config, progress=show, vectors=vectors, scale=scale)

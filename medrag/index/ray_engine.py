@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..config import BM25Config, EncoderConfig, IngestConfig, ScaleConfig
-from ..errors import DependencyMissingError
 
 __all__ = ["ray_session", "UnitWorker", "PartWorker", "EncodeWorker", "run_units", "build_parts",
            "encode_shards", "encode_plan"]
@@ -34,12 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def _ray() -> Any:
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise DependencyMissingError("ray[data]", "ray", "--engine ray") from exc
-    return ray
+    require("ray.data", "ray[data]", "ray", "--engine ray")
+    return require("ray", "ray[data]", "ray", "--engine ray")
 
 
 @contextlib.contextmanager

@@ -45,7 +45,8 @@ def test_ray_ingest_and_build_match_local_engine(tmp_path):
 
     _invoke("index", "build", "--corpus", str(tmp_path / "c-local"), "--out", str(tmp_path / "i-local"), "--quiet")
     built = _invoke("index", "build", "--corpus", str(tmp_path / "c-ray"), "--out", str(tmp_path / "i-ray"),
-                    "--quiet", "--engine", "ray", "--num-cpus", "2", "--encode-actors", "1")
+                    "--quiet", "--engine", "ray", "--num-cpus", "2", "--object-store-mb", "100",
+                    "--encode-actors", "1")
     assert built["build"]["engine"] == "ray" and built["rows"] == local["chunks"]
     for name in ("data", "indices", "indptr"):
         a = np.load(tmp_path / "i-local" / "bm25" / f"{name}.csc.index.npy")
