@@ -24,7 +24,7 @@ from ..errors import CorpusError, DataNotFoundError
 from ..manifest import MANIFEST_NAME
 from ..types import Document, Metadata
 from .markdown import split_markdown
-from .records import Skips, iter_json_objects
+from .records import Skips, iter_json_objects, read_utf8
 
 __all__ = ["parse", "default_inputs", "build_default_corpus", "DEFAULT_CORPUS_DIR", "open_medicine_version"]
 
@@ -86,10 +86,8 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
     if path.name.lower().endswith((".jsonl", ".jsonl.gz")):
         yield from _parse_jsonl(path, skips)
         return
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        skips.add("invalid_utf8", path.name)
+    text = read_utf8(path, skips)
+    if text is None:
         return
     doc = _markdown_document(path, text)
     if doc is None:

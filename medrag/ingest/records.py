@@ -267,3 +267,12 @@ def release_element(elem: Any) -> None:
     if parent is not None:
         while elem.getprevious() is not None:
             del parent[0]
+
+
+def read_utf8(path: Path, skips: Skips) -> str | None:
+    """A whole text file, or None (counted as ``invalid_utf8``) when it is not valid UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        skips.add("invalid_utf8", path.name)
+        return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config import IngestConfig
 from ..types import Document, Metadata, Section
 from .markdown import paragraph_sections, split_markdown
-from .records import Skips, clean_text, iter_json_objects
+from .records import Skips, clean_text, iter_json_objects, read_utf8
 
 __all__ = ["parse"]
 
@@ -29,10 +29,8 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
     if name.endswith((".jsonl", ".jsonl.gz")):
         yield from _parse_chunks(path, skips)
         return
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        skips.add("invalid_utf8", path.name)
+    text = read_utf8(path, skips)
+    if text is None:
         return
     stem = path.name.split(".")[0]
     title = stem.replace("_", " ").strip()

@@ -196,6 +196,13 @@ def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     return rest
 
 
+def chat_turns(messages: Sequence[ChatMessage], profile: ModelProfile) -> tuple[list[dict[str, str]], str | None]:
+    """The turns a chat template renders (system folded in when the profile's template has no system
+    role) and the trailing assistant text to continue, if any."""
+    head, cont = split_continuation(messages)
+    return (head if profile.system_role else fold_system(head)), cont
+
+
 def render_plain(messages: Sequence[ChatMessage]) -> str:
     """A chat list as a plain transcript for completion-only models (no template)."""
     head, cont = split_continuation(messages)

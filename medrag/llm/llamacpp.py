@@ -24,7 +24,7 @@ from typing import Any
 from .._optional import require
 from ..config import LLMConfig, ModelProfile
 from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError, LLMError
-from .base import BaseLLM, Generation, GenerationParams, Prompt, fold_system, render_plain, split_continuation
+from .base import BaseLLM, Generation, GenerationParams, Prompt, chat_turns, render_plain
 
 __all__ = ["LlamaCppLLM", "packaged_model_path"]
 
@@ -98,9 +98,7 @@ class LlamaCppLLM(BaseLLM):
             return prompt
         if self.profile.prompt_style == "completion":
             return render_plain(prompt)
-        head, cont = split_continuation(prompt)
-        if not self.profile.system_role:
-            head = fold_system(head)
+        head, cont = chat_turns(prompt, self.profile)
         formatter = self._chat_formatter()
         text = formatter(messages=head).prompt
         bos = formatter.bos_token

@@ -21,7 +21,7 @@ from typing import Any
 from .._optional import require
 from ..config import LLMConfig, ModelProfile
 from ..errors import BackendUnavailableError, LLMError
-from .base import BaseLLM, Generation, GenerationParams, Prompt, fold_system, render_plain, split_continuation
+from .base import BaseLLM, Generation, GenerationParams, Prompt, chat_turns, render_plain
 
 __all__ = ["VLLMBackend"]
 
@@ -66,9 +66,7 @@ class VLLMBackend(BaseLLM):
             return prompt
         if self.profile.prompt_style == "completion":
             return render_plain(prompt)
-        head, cont = split_continuation(prompt)
-        if not self.profile.system_role:
-            head = fold_system(head)
+        head, cont = chat_turns(prompt, self.profile)
         tok = self._tok()
         kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
         if self.profile.chat_template:
