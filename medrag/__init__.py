@@ -6,8 +6,9 @@ on first use through the functions below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_getattr
 from ._version import __version__
 from .errors import MedragError
 from .types import Answer, Chunk, Citation, Document, Hit, Metadata, Section
@@ -42,22 +43,15 @@ def open_corpus(path: str) -> Corpus:
     return Corpus.open(path)
 
 
-#: lazy public API: name -> "module:attribute", imported on first access (keeps ``import medrag`` light)
+#: lazy public API: name -> the module defining it, imported on first access (keeps ``import medrag`` light)
 _LAZY: dict[str, str] = {
-    "load_index": "medrag.retrieve.hybrid:load_index",
-    "build_index": "medrag.index.build:build_index",
-    "HybridRetriever": "medrag.retrieve.hybrid:HybridRetriever",
-    "ask": "medrag.reason.api:ask",
-    "load_llm": "medrag.llm:load_llm",
-    "FollowUpLoop": "medrag.reason.loop:FollowUpLoop",
+    "load_index": "medrag.retrieve.hybrid",
+    "build_index": "medrag.index.build",
+    "HybridRetriever": "medrag.retrieve.hybrid",
+    "ask": "medrag.reason.api",
+    "load_llm": "medrag.llm",
+    "FollowUpLoop": "medrag.reason.loop",
 }
 
 
-def __getattr__(name: str) -> Any:  # lazy public API added by later stages
-    target = _LAZY.get(name)
-    if target is not None:
-        import importlib
-
-        module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'medrag' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -9,8 +9,9 @@ Public API (imported lazily)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:  # pragma: no cover
     from .guidelines import build_default_corpus
@@ -28,7 +29,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'medrag.ingest' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
