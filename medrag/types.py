@@ -173,9 +173,13 @@ class TraceStep:
     outputs: tuple[str, ...] = ()
     #: seconds per stage: {"retrieval": .., "llm": .., "overhead": ..}
     timings: tuple[tuple[str, float], ...] = ()
+    #: LLM use: {"llm_calls": .., "prompt_tokens": .., "completion_tokens": .., "budget_forced": ..} — the last
+    #: counts generations cut inside their think block that were closed and continued for an answer
+    usage: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "usage": dict(self.usage),
             "round": self.round,
             "kind": self.kind,
             "queries": list(self.queries),

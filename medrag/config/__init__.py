@@ -18,15 +18,17 @@ from .evaluation import (
 )
 from .index import BM25Config, EncoderConfig, FaissConfig, FusionConfig, IndexConfig, index_config_from_dict
 from .ingest import ChunkConfig, IngestConfig
-from .llm import (
-    ASK_MODES,
-    LLM_BACKENDS,
+from .llm import ASK_MODES, LLM_BACKENDS, LOOP_PRESETS, OPENAI_ENDPOINTS, LLMConfig, LoopConfig
+from .profiles import (
     MODEL_PROFILES,
-    OPENAI_ENDPOINTS,
     PROMPT_STYLES,
-    LLMConfig,
-    LoopConfig,
+    SEARCH_PROTOCOLS,
+    STAGES,
     ModelProfile,
+    SearchProtocol,
+    StageBudget,
+    StageBudgets,
+    load_profile_file,
 )
 from .scale import ENGINES, ScaleConfig
 from .serve import ServeConfig
@@ -37,7 +39,8 @@ __all__ = [
     "ChunkConfig", "IngestConfig",
     # llm / reason
     "ModelProfile", "MODEL_PROFILES", "LLMConfig", "LoopConfig", "ASK_MODES", "LLM_BACKENDS", "PROMPT_STYLES",
-    "OPENAI_ENDPOINTS",
+    "OPENAI_ENDPOINTS", "LOOP_PRESETS", "STAGES", "StageBudget", "StageBudgets", "SearchProtocol", "SEARCH_PROTOCOLS",
+    "load_profile_file",
     # index
     "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
     # scale

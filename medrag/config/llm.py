@@ -2,81 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from ._base import _check
-
-#: prompt styles a model profile may declare
-PROMPT_STYLES = ("completion", "chat")
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    """How to talk to one model — stated explicitly, never guessed from the model's name.
-
-    ``prompt_style``: ``"completion"`` (a base model: few-shot completion prompts) or ``"chat"`` (an
-    instruction/reasoning model: chat messages). ``chat_template``: a Jinja chat template, or ``None`` for the
-    model's own (the GGUF's ``tokenizer.chat_template``, the HF tokenizer's, or the server's chat endpoint).
-    ``think_open``/``think_close``: the tags a reasoning model wraps its thinking in (``None``: it does not
-    think aloud); thinking is kept in the trace and removed from answers. ``stop``: extra stop strings.
-    ``clinical_answers``: whether this model may be trusted to write a clinical answer; when False, ``ask``
-    shows the retrieved, cited evidence instead of the model's text. ``system_role``: whether the chat
-    template accepts a ``system`` message (else it is merged into the first user message).
-    """
-
-    name: str = "custom"
-    prompt_style: str = "chat"
-    chat_template: str | None = None
-    think_open: str | None = "<think>"
-    think_close: str | None = "</think>"
-    stop: tuple[str, ...] = ()
-    clinical_answers: bool = True
-    system_role: bool = True
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        _check(self.prompt_style in PROMPT_STYLES,
-               f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
-        _check((self.think_open is None) == (self.think_close is None),
-               "think_open and think_close must both be set or both be None")
-        _check(all(isinstance(s, str) and s for s in self.stop), "stop strings must be non-empty strings")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelProfile:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(d) - known)
-        _check(not unknown, f"unknown model profile key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        kw = dict(d)
-        if "stop" in kw:
-            kw["stop"] = tuple(kw["stop"])
-        return cls(**kw)
-
-
-#: Named profiles (``--profile NAME``). ``tiny-base`` is what the packaged offline default gets because it is
-#: the default; a model you name with ``--llm`` gets ``reasoning`` unless you say otherwise.
-MODEL_PROFILES: dict[str, ModelProfile] = {
-    "tiny-base": ModelProfile(
-        name="tiny-base", prompt_style="completion", think_open=None, think_close=None,
-        stop=("\n\nQuestion:", "\n\n\n"), clinical_answers=False,
-        description="A small base model (the packaged Gemma 3 270M): few-shot completion prompts only; "
-                    "cannot answer clinically, so answers show the cited evidence instead.",
-    ),
-    "chat": ModelProfile(
-        name="chat", prompt_style="chat", think_open=None, think_close=None, clinical_answers=True,
-        description="An instruction-tuned chat model without visible thinking.",
-    ),
-    "reasoning": ModelProfile(
-        name="reasoning", prompt_style="chat", clinical_answers=True,
-        description="A reasoning chat model that thinks inside <think>...</think> (e.g. an 8B medical "
-                    "reasoning model); thinking is kept in the trace and removed from the answer.",
-    ),
-    "chat-untrusted": ModelProfile(
-        name="chat-untrusted", prompt_style="chat", think_open=None, think_close=None,
-        clinical_answers=False,
-        description="A chat model too small to trust clinically: it drives retrieval, answers show evidence.",
-    ),
-}
+from .profiles import MODEL_PROFILES, PROMPT_STYLES, ModelProfile, StageBudgets
 
 LLM_BACKENDS = ("llamacpp", "openai", "vllm")
 OPENAI_ENDPOINTS = ("auto", "chat", "completions")
@@ -140,11 +69,16 @@ class LoopConfig:
 
     ``rounds`` x ``queries_per_round`` follow-up queries (i-MedRAG defaults 4 x 3); each query retrieves
     ``k`` chunks (one ``batch_search`` per round) and gets a plain-RAG answer (the round's answers in one
-    batched ``generate`` call when ``concurrent``, else one call per prompt). The final prompt shows at most
-    ``final_k`` evidence chunks. ``max_tokens_final`` bounds a trusted model's final answer (thinking
-    included) and each search-tag step; a model that may not answer clinically gets ``max_tokens_answer``
-    there (its draft is only kept in the trace). ``max_searches`` bounds the search-tag loop. ``parse_retries``: extra
-    attempts when model output cannot be parsed. ``evidence_chars``: evidence text per chunk in prompts.
+    batched ``generate`` call when ``concurrent``, else one call per prompt). ``early_stop``: the model may
+    say ENOUGH to end the rounds. ``history_chars``: each follow-up answer is shown to later prompts cut to
+    this many characters (None: in full). The final prompt shows at most ``final_k`` evidence chunks.
+    ``max_searches`` bounds the search-tag loop. ``parse_retries``: extra attempts when model output cannot be
+    parsed. ``evidence_chars``: evidence text per chunk in prompts.
+
+    Token budgets: ``budgets`` (a :class:`~medrag.config.StageBudgets`; None: the model profile's) give every
+    stage a thinking and an answer budget; a generation that ends inside its think block is closed and
+    continued once for the answer (budget forcing, recorded in the trace). Sampling: ``temperature``/``top_p``
+    (None: the profile's); retries sample at ``retry_temperature``.
 
     Relevance test (``min_coverage``, ``max_required_terms``): a chunk is relevant to the question when it
     contains at least ``min(max_required_terms, ceil(min_coverage * n))`` (and at least one) of the question's
@@ -160,14 +94,15 @@ class LoopConfig:
     queries_per_round: int = 3
     k: int = 4
     final_k: int = 8
+    early_stop: bool = True
+    history_chars: int | None = 400
     max_searches: int = 4
     parse_retries: int = 2
     concurrent: bool = True
-    temperature: float = 0.0
+    budgets: StageBudgets | None = None
+    temperature: float | None = None
+    top_p: float | None = None
     retry_temperature: float = 0.7
-    max_tokens_queries: int = 96
-    max_tokens_answer: int = 128
-    max_tokens_final: int = 1536
     evidence_chars: int = 1200
     min_coverage: float = 0.5
     max_required_terms: int = 3
@@ -179,15 +114,30 @@ class LoopConfig:
         _check(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
         _check(self.queries_per_round >= 1, f"queries_per_round must be >= 1, got {self.queries_per_round}")
         _check(self.k >= 1 and self.final_k >= 1, "k and final_k must be >= 1")
+        _check(self.history_chars is None or self.history_chars >= 20, "history_chars must be >= 20 or None")
         _check(self.max_searches >= 0, f"max_searches must be >= 0, got {self.max_searches}")
         _check(self.parse_retries >= 0, f"parse_retries must be >= 0, got {self.parse_retries}")
-        _check(self.temperature >= 0 and self.retry_temperature >= 0, "temperatures must be >= 0")
-        for name in ("max_tokens_queries", "max_tokens_answer", "max_tokens_final", "evidence_chars"):
-            _check(getattr(self, name) >= 1, f"{name} must be >= 1")
+        _check((self.temperature or 0) >= 0 and self.retry_temperature >= 0, "temperatures must be >= 0")
+        _check(self.top_p is None or 0 < self.top_p <= 1, "top_p must be in (0, 1]")
+        _check(self.evidence_chars >= 1, "evidence_chars must be >= 1")
         for name in ("min_coverage", "support_threshold", "min_supported"):
             _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1]")
         _check(self.max_required_terms >= 1, "max_required_terms must be >= 1")
         _check(self.evidence_shown >= 1, "evidence_shown must be >= 1")
 
+    def budgets_for(self, profile: ModelProfile) -> StageBudgets:
+        """The budgets in force: this config's, else the profile's."""
+        return self.budgets if self.budgets is not None else profile.budgets
 
-__all__ = ["ModelProfile", "MODEL_PROFILES", "LLMConfig", "LoopConfig", "ASK_MODES", "LLM_BACKENDS"]
+
+#: Loop presets (``medrag ask --preset``): medrag's tuned defaults, and the i-MedRAG paper's settings
+#: (4 rounds x 3 queries, k=32 per query, the full follow-up history, no early stop) for comparison.
+LOOP_PRESETS: dict[str, LoopConfig] = {
+    "medrag": LoopConfig(),
+    "imedrag-paper": replace(LoopConfig(), rounds=4, queries_per_round=3, k=32, history_chars=None,
+                             early_stop=False),
+}
+
+
+__all__ = ["ModelProfile", "MODEL_PROFILES", "PROMPT_STYLES", "LLMConfig", "LoopConfig", "LOOP_PRESETS",
+           "ASK_MODES", "LLM_BACKENDS", "OPENAI_ENDPOINTS"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,6 +29,7 @@ __all__ = [
     "merge_stops",
     "render_plain",
     "apply_stops",
+    "extend_prompt",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class LLM(Protocol):
 
     def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]: ...
 
+    def stream_generate(self, prompt: Prompt, params: GenerationParams | None,
+                        on_text: Callable[[str], None]) -> Generation: ...
+
     def close(self) -> None: ...
 
 
@@ -120,6 +124,15 @@ class BaseLLM:
     def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]:
         """Default: no incremental output — yields the whole generation once."""
         yield self.generate([prompt], params)[0].text
+
+    def stream_generate(self, prompt: Prompt, params: GenerationParams | None,
+                        on_text: Callable[[str], None]) -> Generation:
+        """One generation whose text pieces go to ``on_text`` as they are produced; returns the whole
+        Generation (finish_reason and token counts included). Default: no incremental output."""
+        gen = self.generate([prompt], params)[0]
+        if gen.text:
+            on_text(gen.text)
+        return gen
 
     def stops(self, params: GenerationParams) -> list[str]:
         return merge_stops(params.stop, self.profile.stop)
@@ -212,3 +225,16 @@ def render_plain(messages: Sequence[ChatMessage]) -> str:
         parts.append(f"{label}{m['content']}".strip())
     parts.append(f"Assistant: {cont}" if cont else "Assistant:")
     return "\n\n".join(parts)
+
+
+def extend_prompt(prompt: Prompt, text: str) -> Prompt:
+    """``prompt`` continued by ``text``: appended to a completion string or to a trailing assistant message
+    (added when the chat list does not end with one)."""
+    if isinstance(prompt, str):
+        return prompt + text
+    msgs = [dict(m) for m in prompt]
+    if msgs and msgs[-1]["role"] == "assistant":
+        msgs[-1]["content"] += text
+    else:
+        msgs.append({"role": "assistant", "content": text})
+    return msgs

@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -192,6 +192,29 @@ class LlamaCppLLM(BaseLLM):
                         yield piece
             except (ValueError, RuntimeError) as exc:
                 raise LLMError(f"llama.cpp generation failed: {exc}") from exc
+
+    def stream_generate(self, prompt: Prompt, params: GenerationParams | None,
+                        on_text: Callable[[str], None]) -> Generation:
+        """Streamed generation; the last chunk's finish_reason is kept (``length`` when max_tokens ran out)."""
+        params = params or GenerationParams()
+        t0 = time.perf_counter()
+        pieces: list[str] = []
+        finish = "stop"
+        with self._instance() as llama:
+            tokens = self._tokens(llama, prompt, params.max_tokens)
+            try:
+                for chunk in llama.create_completion(tokens, stream=True, **self._kwargs(params)):
+                    choice = chunk["choices"][0]
+                    piece = choice.get("text") or ""
+                    finish = choice.get("finish_reason") or finish
+                    if piece:
+                        pieces.append(piece)
+                        on_text(piece)
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"llama.cpp generation failed: {exc}") from exc
+            n_out = len(llama.tokenize("".join(pieces).encode("utf-8"), add_bos=False, special=True))
+        return Generation(text="".join(pieces), finish_reason=str(finish), prompt_tokens=len(tokens),
+                          completion_tokens=n_out, seconds=time.perf_counter() - t0)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         with self._instance() as llama:

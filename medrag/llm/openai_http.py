@@ -9,7 +9,9 @@
   ``httpx.Client``).
 * the API key is read from the environment variable named by ``LLMConfig.api_key_env`` (no key, no header).
 * a server-side reasoning parser's ``reasoning_content`` is put back inside the profile's think tags, so the
-  thinking lands in the trace like any other reasoning model's.
+  thinking lands in the trace like any other reasoning model's; a block cut for length stays open (so budget
+  forcing sees it), and when an assistant message is continued the reasoning continues its open block.
+* ``finish_reason`` and ``usage`` are surfaced for plain and streamed requests alike.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -37,6 +40,7 @@ from .base import (
     render_plain,
     split_continuation,
 )
+from .thinking import ends_in_think
 
 __all__ = ["OpenAILLM", "backoff_delay"]
 
@@ -61,6 +65,22 @@ class _Retryable(Exception):
         super().__init__(message)
         self.retry_after = retry_after
         self.unreachable = unreachable
+
+
+@dataclass
+class _StreamState:
+    """What a stream has told so far: reasoning and content pieces, finish reason, usage."""
+
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning: list[str] = field(default_factory=list)
+    content: list[str] = field(default_factory=list)
+
+    def usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens = int(usage.get("completion_tokens") or 0)
 
 
 class OpenAILLM(BaseLLM):
@@ -167,7 +187,31 @@ class OpenAILLM(BaseLLM):
         body["prompt"] = prompt
         return "/completions", body
 
-    def _text(self, choice: dict[str, Any], chat: bool) -> str:
+    def _continues_thinking(self, prompt: Prompt) -> bool | None:
+        """For a continued assistant message: whether it ends inside a think block (None: not a continuation)."""
+        if isinstance(prompt, str):
+            return None
+        _, cont = split_continuation(prompt)
+        if cont is None:
+            return None
+        p = self.profile
+        return ends_in_think(cont, p.think_open, p.think_close, opened=p.think_prefill)
+
+    def _join(self, reasoning: str, content: str, finished: bool, in_think: bool | None) -> str:
+        """Server-side reasoning put back inside the profile's think tags. A block the model did not finish
+        (cut for length) stays open. When an assistant message is continued, reasoning continues its open
+        block (no second open tag); after a closed block, reasoning with no content and a normal finish is the
+        answer itself (a parser that assumes every output starts in thinking labels untagged text so)."""
+        p = self.profile
+        if not reasoning or not (p.think_open and p.think_close):
+            return reasoning + content
+        if in_think is False and not content and finished:
+            return reasoning
+        head = "" if in_think else p.think_open
+        close = p.think_close if (content or finished) else ""
+        return f"{head}{reasoning}{close}{content}"
+
+    def _text(self, choice: dict[str, Any], chat: bool, in_think: bool | None = None) -> str:
         if not chat:
             text = choice.get("text")
             if not isinstance(text, str):
@@ -177,10 +221,9 @@ class OpenAILLM(BaseLLM):
         content = msg.get("content") or ""
         if not isinstance(content, str):
             raise LLMError(f"{self.base_url}: chat choice has no string content: {str(choice)[:120]!r}")
-        thinking = msg.get("reasoning_content") or msg.get("reasoning") or ""
-        if thinking and self.profile.think_open and self.profile.think_close:
-            content = f"{self.profile.think_open}{thinking}{self.profile.think_close}{content}"
-        return content
+        thinking = str(msg.get("reasoning_content") or msg.get("reasoning") or "")
+        finished = str(choice.get("finish_reason") or "stop") != "length"
+        return self._join(thinking, content, finished, in_think)
 
     # ---------------------------------------------------------------------------------------- generation
 
@@ -191,7 +234,7 @@ class OpenAILLM(BaseLLM):
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise LLMError(f"{self.base_url}{path}: response is not an OpenAI completion: {str(data)[:160]!r}")
-        text = self._text(choices[0], chat=path.startswith("/chat"))
+        text = self._text(choices[0], path.startswith("/chat"), self._continues_thinking(prompt))
         text, _ = apply_stops(text, self.stops(params))  # the API takes 4 stop strings; cut at the rest here
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return Generation(
@@ -208,23 +251,41 @@ class OpenAILLM(BaseLLM):
             return list(pool.map(lambda p: self._one(p, params), prompts))
 
     def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]:
-        """Server-sent events (``stream=true``); the connection is retried only before the first token."""
+        """Server-sent events (``stream=true``): the text pieces as they arrive."""
+        pieces: list[str] = []
+        gen = self.stream_generate(prompt, params, pieces.append)
+        del gen
+        yield from pieces
+
+    def stream_generate(self, prompt: Prompt, params: GenerationParams | None,
+                        on_text: Callable[[str], None]) -> Generation:
+        """Server-sent events; pieces go to ``on_text`` as they arrive (for display). The returned text is
+        assembled like a non-streamed reply's; finish_reason and usage come from the stream
+        (``stream_options.include_usage``)."""
         params = params or GenerationParams()
+        t0 = time.perf_counter()
         path, body = self.payload(prompt, params, stream=True)
+        body["stream_options"] = {"include_usage": True}
         chat = path.startswith("/chat")
+        state = _StreamState()
         try:
             with self._client.stream("POST", path, json=body) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise LLMError(f"{self.base_url}{path}: HTTP {resp.status_code}: {resp.text[:200]!r}")
-                yield from self._sse(resp, chat)
+                self._sse(resp, chat, state, on_text)
         except httpx.TimeoutException as exc:
             raise LLMError(f"{self.base_url}{path}: stream timed out") from exc
         except httpx.TransportError as exc:
             raise BackendUnavailableError(f"{self.base_url}{path}: cannot connect: {exc}") from exc
+        reasoning, content = "".join(state.reasoning), "".join(state.content)
+        text = (self._join(reasoning, content, state.finish_reason != "length", self._continues_thinking(prompt))
+                if chat else content)
+        text, _ = apply_stops(text, self.stops(params))
+        return Generation(text=text, finish_reason=state.finish_reason, prompt_tokens=state.prompt_tokens,
+                          completion_tokens=state.completion_tokens, seconds=time.perf_counter() - t0)
 
-    def _sse(self, resp: httpx.Response, chat: bool) -> Iterator[str]:
-        thinking = False
+    def _sse(self, resp: httpx.Response, chat: bool, state: _StreamState, on_text: Callable[[str], None]) -> None:
         for line in resp.iter_lines():
             if not line.startswith("data:"):
                 continue
@@ -235,33 +296,33 @@ class OpenAILLM(BaseLLM):
                 event = json.loads(data)
             except ValueError:
                 raise LLMError(f"{self.base_url}: malformed stream event {data[:120]!r}") from None
-            choices = event.get("choices") if isinstance(event, dict) else None
+            if not isinstance(event, dict):
+                continue
+            state.usage(event.get("usage"))
+            choices = event.get("choices")
             if not choices or not isinstance(choices[0], dict):
                 continue
+            choice = choices[0]
+            if choice.get("finish_reason"):
+                state.finish_reason = str(choice["finish_reason"])
             if not chat:
-                piece = choices[0].get("text") or ""
-            else:
-                delta = choices[0].get("delta") or {}
-                piece, thinking = self._delta(delta, thinking)
-            if piece:
-                yield piece
-        if thinking:
-            yield self.profile.think_close or ""
-
-    def _delta(self, delta: dict[str, Any], thinking: bool) -> tuple[str, bool]:
-        """Text of one chat delta; server-side reasoning is re-wrapped in the profile's think tags."""
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        content = delta.get("content") or ""
-        if not (self.profile.think_open and self.profile.think_close):
-            return str(content), False
-        out = ""
-        if reasoning:
-            out += ("" if thinking else self.profile.think_open) + str(reasoning)
-            thinking = True
-        if content:
-            out += (self.profile.think_close if thinking else "") + str(content)
-            thinking = False
-        return out, thinking
+                piece = str(choice.get("text") or "")
+                state.content.append(piece)
+                if piece:
+                    on_text(piece)
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = str(delta.get("reasoning_content") or delta.get("reasoning") or "")
+            content = str(delta.get("content") or "")
+            tags = self.profile.think_open and self.profile.think_close
+            if reasoning:
+                head = self.profile.think_open if tags and not state.reasoning else ""
+                state.reasoning.append(reasoning)
+                on_text(f"{head}{reasoning}")
+            if content:
+                head = self.profile.think_close if tags and state.reasoning and not state.content else ""
+                state.content.append(content)
+                on_text(f"{head}{content}")
 
     def close(self) -> None:
         self._client.close()

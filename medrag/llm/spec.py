@@ -15,12 +15,11 @@ The packaged default gets ``tiny-base`` because it is the default — never beca
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..config import LLM_BACKENDS, MODEL_PROFILES, ModelProfile
+from ..config import LLM_BACKENDS, MODEL_PROFILES, ModelProfile, load_profile_file
 from ..errors import ConfigError
 
 __all__ = ["LLMSpec", "parse_spec", "resolve_profile", "DEFAULT_SPEC", "DEFAULT_PROFILE", "SPEC_HELP"]
@@ -81,15 +80,10 @@ def resolve_profile(profile: str | ModelProfile | None, spec: LLMSpec) -> ModelP
     if name in MODEL_PROFILES:
         return MODEL_PROFILES[name]
     path = Path(name)
-    if path.suffix == ".json" and path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read model profile {path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"model profile {path} must hold a JSON object")
-        data.setdefault("name", path.stem)
-        return ModelProfile.from_dict(data)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ConfigError(f"model profile file {path} not found")
+        return load_profile_file(path)
     raise ConfigError(
         f"unknown model profile {name!r}; use one of {', '.join(MODEL_PROFILES)} or a .json profile file"
     )

@@ -1,7 +1,9 @@
 """In-process vLLM backend (GPU): a whole batch in one ``vllm.LLM.generate`` call.
 
 Install with ``pip install 'medrag[vllm]'`` on a CUDA machine. ``load_llm("vllm:zou-lab/BioMed-R1-8B")``
-creates ``vllm.LLM(model, tensor_parallel_size, gpu_memory_utilization, max_model_len, dtype, seed)``.
+creates ``vllm.LLM(model, tensor_parallel_size, gpu_memory_utilization, max_model_len, dtype, seed)``
+(``max_model_len``: the option, else the profile's). Each output's ``finish_reason`` (``length`` when
+``max_tokens`` ran out) is passed on, so thinking budgets can force an answer.
 Completion prompts go to vLLM as text; chat prompts are rendered with the HF tokenizer's chat template (or the
 profile's ``chat_template``) and passed as token ids (``{"prompt_token_ids": …}``) so no second BOS is
 added; a trailing assistant message is appended to the rendered prompt and continued. One
@@ -47,8 +49,9 @@ class VLLMBackend(BaseLLM):
             "gpu_memory_utilization": self.config.gpu_memory_utilization, "dtype": self.config.dtype,
             "seed": self.config.seed,
         }
-        if self.config.max_model_len:
-            kwargs["max_model_len"] = self.config.max_model_len
+        max_len = self.config.max_model_len or profile.max_model_len  # an explicit option wins
+        if max_len:
+            kwargs["max_model_len"] = max_len
         try:
             self._llm = self._vllm.LLM(**kwargs)
         except (RuntimeError, ValueError, OSError) as exc:

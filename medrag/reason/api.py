@@ -8,14 +8,14 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import ASK_MODES, LLMConfig, LoopConfig, ModelProfile
+from ..config import ASK_MODES, LOOP_PRESETS, LLMConfig, LoopConfig, ModelProfile
 from ..errors import ConfigError
 from ..llm.base import LLM
 from ..retrieve.base import Filters, Retriever
 from ..types import Answer
 from .runner import EventHandler
 
-__all__ = ["ask", "make_loop", "loop_config", "open_retriever"]
+__all__ = ["ask", "make_loop", "loop_config", "open_retriever", "with_budgets"]
 
 _LOOP_FIELDS = frozenset(f.name for f in fields(LoopConfig))
 _LLM_FIELDS = frozenset(f.name for f in fields(LLMConfig))
@@ -49,8 +49,10 @@ def make_loop(mode: str, retriever: Retriever, llm: LLM, config: LoopConfig) -> 
 
 def ask(question: str, *, index: str | os.PathLike[str] | Retriever = "indexes/default",
         llm: str | LLM | None = None, options: Mapping[str, str] | Sequence[str] | None = None,
-        mode: str = "followup", rounds: int = 4, queries_per_round: int = 3, k: int | None = None,
-        profile: str | ModelProfile | None = None, config: LoopConfig | None = None,
+        mode: str = "followup", rounds: int | None = None, queries_per_round: int | None = None,
+        k: int | None = None, profile: str | ModelProfile | None = None, config: LoopConfig | None = None,
+        preset: str | None = None, thinking_budget: Mapping[str, int] | int | None = None,
+        answer_budget: Mapping[str, int] | int | None = None,
         filters: Filters | Mapping[str, Any] | None = None, retrieval_mode: str = "hybrid",
         on_event: EventHandler | None = None, **kw: Any) -> Answer:
     """Answer ``question`` from the index with citations (see ``medrag ask --help``).
@@ -60,8 +62,11 @@ def ask(question: str, *, index: str | os.PathLike[str] | Retriever = "indexes/d
     shows evidence rather than answering), or an :class:`~medrag.llm.LLM` you created (not closed here).
     ``options``: multiple-choice options (``{"A": "...", ...}`` or a list). ``mode``: ``followup`` (i-MedRAG
     loop, ``rounds`` x ``queries_per_round``), ``rag`` (single pass) or ``search-tags``. ``k``: chunks per
-    query (in ``rag`` mode: chunks for the question, i.e. ``final_k``). Other keyword arguments set :class:`~medrag.config.LoopConfig` fields (``final_k=``,
-    ``max_searches=`` …) or, when ``llm`` is a spec, :class:`~medrag.config.LLMConfig` fields
+    query (in ``rag`` mode: chunks for the question, i.e. ``final_k``). ``preset``: a name from
+    ``LOOP_PRESETS`` (``medrag`` defaults, ``imedrag-paper``) used as the base config. ``thinking_budget`` /
+    ``answer_budget``: tokens for every stage (an int) or per stage (``{"final": 4096}``, ``"*"`` = all),
+    over the profile's budgets. Other keyword arguments set :class:`~medrag.config.LoopConfig` fields
+    (``final_k=``, ``max_searches=`` …) or, when ``llm`` is a spec, :class:`~medrag.config.LLMConfig` fields
     (``n_threads=``, ``read_timeout=`` …).
     """
     loop_kw = {k_: v for k_, v in kw.items() if k_ in _LOOP_FIELDS}
@@ -71,7 +76,10 @@ def ask(question: str, *, index: str | os.PathLike[str] | Retriever = "indexes/d
         raise ConfigError(f"unknown ask option(s): {', '.join(unknown)}")
     if mode == "rag" and k is not None:
         loop_kw.setdefault("final_k", k)  # single pass: k chunks for the question itself
-    cfg = loop_config(config, rounds=rounds, queries_per_round=queries_per_round, k=k, **loop_kw)
+    if preset is not None and preset not in LOOP_PRESETS:
+        raise ConfigError(f"unknown loop preset {preset!r}; presets: {', '.join(LOOP_PRESETS)}")
+    base = config or (LOOP_PRESETS[preset] if preset else None)
+    cfg = loop_config(base, rounds=rounds, queries_per_round=queries_per_round, k=k, **loop_kw)
     if mode not in ASK_MODES:
         raise ConfigError(f"mode must be one of {', '.join(ASK_MODES)}, got {mode!r}")
     retriever = open_retriever(index, retrieval_mode)
@@ -85,10 +93,21 @@ def ask(question: str, *, index: str | os.PathLike[str] | Retriever = "indexes/d
             raise ConfigError("LLM options and profile apply only when llm is a spec string")
         model = llm  # type: ignore[assignment]
     try:
+        cfg = with_budgets(cfg, model.profile, thinking_budget, answer_budget)
         return make_loop(mode, retriever, model, cfg).run(question, options, filters=filters, on_event=on_event)
     finally:
         if own_llm:
             model.close()
+
+
+def with_budgets(cfg: LoopConfig, profile: ModelProfile, thinking: Mapping[str, int] | int | None,
+                 answer: Mapping[str, int] | int | None) -> LoopConfig:
+    """``cfg`` whose budgets are the ones in force for ``profile`` with the given thinking/answer tokens."""
+    if thinking is None and answer is None:
+        return cfg
+    as_map = (lambda v: {"*": v} if isinstance(v, int) else dict(v or {}))  # noqa: E731
+    budgets = cfg.budgets_for(profile).with_overrides(as_map(thinking), as_map(answer))
+    return replace(cfg, budgets=budgets)
 
 
 def open_retriever(index: str | os.PathLike[str] | Retriever, retrieval_mode: str = "hybrid") -> Retriever:

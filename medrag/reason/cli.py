@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from ..cli_common import emit_json, json_option
-from ..config import ASK_MODES
+from ..config import ASK_MODES, LOOP_PRESETS, STAGES
 from ..errors import ConfigError
 from ..llm.spec import SPEC_HELP
 from ..types import Answer
 from .runner import LoopEvent
 
-__all__ = ["ask", "parse_option_args", "save_trace", "render_answer"]
+__all__ = ["ask", "parse_option_args", "parse_budget_args", "save_trace", "render_answer"]
 
 _HELP = """Answer a medical QUESTION from the index, with citations you can check.
 
@@ -33,6 +33,12 @@ reasoning model, served by vLLM on a GPU or any OpenAI-compatible server:
 Modes: followup (i-MedRAG: ROUNDS x QUERIES-PER-ROUND follow-up queries, each answered from its own
 evidence, then a final answer), rag (single pass), search-tags (a reasoning model writes <search> in its
 thinking; evidence is inserted and generation resumes).
+
+\b
+Reasoning models think before they answer: every stage has a thinking budget and an answer budget (from
+the --profile, e.g. biomed-r1-8b; override with --thinking-budget / --answer-budget). A generation that runs
+out while thinking is closed and continued once for its answer, so a round is never lost silently.
+Progress goes to stderr (also with --json); stdout holds only the answer.
 
 \b
 Every answer is checked: citations must name retrieved chunks and quote text that occurs in them, answer
@@ -69,38 +75,64 @@ def save_trace(answer: Answer, path: str | Path) -> None:
                             ensure_ascii=False) + "\n")
 
 
-class _Live:
-    """Streams a run's progress to the terminal: rounds, follow-up queries, searches and — for models trusted
-    to answer clinically — the model's tokens as they are written. For an untrusted model only its parsed
-    search queries are shown, never its raw text."""
+def parse_budget_args(values: tuple[str, ...], what: str) -> dict[str, int]:
+    """``("2048", "final=4096")`` -> ``{"*": 2048, "final": 4096}`` (a bare number applies to every stage)."""
+    out: dict[str, int] = {}
+    for raw in values:
+        stage, sep, num = raw.rpartition("=")
+        stage = stage.strip() if sep else "*"
+        if stage != "*" and stage not in STAGES:
+            raise ConfigError(f"--{what} {raw!r}: unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+        try:
+            out[stage] = int(num)
+        except ValueError:
+            raise ConfigError(f"--{what} {raw!r}: expected [STAGE=]TOKENS, e.g. --{what} final=4096") from None
+    return out
 
-    def __init__(self, trusted: bool) -> None:
+
+class _Live:
+    """Streams a run's progress to stderr (stdout keeps the answer or the JSON): rounds, follow-up queries,
+    retrieval, searches, budget forcing and — for models trusted to answer clinically — the model's tokens as
+    they are written. For an untrusted model only its parsed search queries are shown, never its raw text."""
+
+    def __init__(self, trusted: bool, tokens: bool = True) -> None:
         self.trusted = trusted
+        self.tokens = tokens and trusted
         self.stage = ""
 
     def __call__(self, ev: LoopEvent) -> None:
         if ev.kind == "round":
             self._line(f"\nRound {ev.round}: follow-up queries (model-written, used only for retrieval)", "cyan")
-        elif ev.kind == "queries" and not self.trusted:  # untrusted model: its parsed queries only
+        elif ev.kind == "queries" and not self.tokens:  # the parsed queries when the raw text is not shown
             for i, q in enumerate(ev.items, 1):
-                click.secho(f"  {i}. {q}", dim=True)
-        elif ev.kind == "token" and self.trusted:
+                click.secho(f"  {i}. {q}", dim=True, err=True)
+        elif ev.kind == "token" and self.tokens:
             if ev.stage != self.stage:
                 self.stage = ev.stage
                 if ev.stage == "final":
                     self._line("\nDraft answer (checked against the evidence below):", "cyan")
-            click.secho(ev.text, nl=False, dim=ev.stage != "final", err=False)
+            click.secho(ev.text, nl=False, dim=ev.stage != "final", err=True)
+        elif ev.kind == "generating" and not self.tokens:
+            self._line(_GENERATING.get(ev.stage, f"Generating ({ev.stage}) …"), "cyan")
+        elif ev.kind == "retrieved":
+            self._line(f"Retrieved {len(ev.items)} passages", "cyan")
         elif ev.kind == "retry":
             self._line(f"\n(unusable output: {ev.text.split(': ', 1)[-1]}; asking again)", "yellow")
+        elif ev.kind == "forced":
+            self._line(f"\n({ev.stage}: {ev.text})", "yellow")
         elif ev.kind == "search":
             self._line(f"\n[search {ev.round}] {ev.text}", "cyan")
         elif ev.kind == "answers" and self.trusted:
             for text in ev.items:
-                click.secho(f"  - {text}", dim=True)
+                click.secho(f"  - {text}", dim=True, err=True)
 
     def _line(self, text: str, color: str) -> None:
         self.stage = ""
-        click.secho(text, fg=color)
+        click.secho(text, fg=color, err=True)
+
+
+_GENERATING = {"queries": "Writing follow-up queries …", "followup": "Answering the follow-up queries …",
+               "final": "Writing the final answer …", "search": "Reasoning and searching …"}
 
 
 def render_answer(answer: Answer) -> None:
@@ -134,12 +166,22 @@ def render_answer(answer: Answer) -> None:
 @click.option("--index", default="indexes/default", show_default=True, help="Index directory.")
 @click.option("--llm", "llm_spec", default=None, metavar="SPEC", help=SPEC_HELP + ". Default: offline 270M.")
 @click.option("--profile", default=None,
-              help="Model profile: tiny-base, chat, reasoning, chat-untrusted, or a .json file "
-                   "(default: tiny-base for the offline model, reasoning for a model you name).")
+              help="Model profile: biomed-r1-8b, medix-r1-8b, r1, reasoning, chat, chat-untrusted, tiny-base, or a "
+                   ".json file (default: tiny-base for the offline model, reasoning for a model you name).")
 @click.option("--mode", type=click.Choice(ASK_MODES), default="followup", show_default=True)
-@click.option("--rounds", type=click.IntRange(1, 20), default=4, show_default=True)
-@click.option("--queries-per-round", type=click.IntRange(1, 10), default=3, show_default=True)
-@click.option("-k", "k", type=click.IntRange(1, 100), default=None, help="Chunks retrieved per query [4]; in rag mode, for the question [8].")
+@click.option("--preset", type=click.Choice(list(LOOP_PRESETS)), default="medrag", show_default=True,
+              help="Loop settings: medrag's tuned defaults, or imedrag-paper (4 rounds x 3 queries, k=32, full "
+                   "follow-up history, no early stop).")
+@click.option("--rounds", type=click.IntRange(1, 20), default=None, help="Follow-up rounds [4].")
+@click.option("--queries-per-round", type=click.IntRange(1, 10), default=None, help="Queries per round [3].")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=None,
+              help="Chunks retrieved per query [4; imedrag-paper 32]; in rag mode, for the question [8].")
+@click.option("--thinking-budget", "thinking_budget", multiple=True, metavar="[STAGE=]TOKENS",
+              help="Thinking tokens per generation, for every stage or one (queries, followup, final, search); "
+                   "repeatable. Default: the profile's.")
+@click.option("--answer-budget", "answer_budget", multiple=True, metavar="[STAGE=]TOKENS",
+              help="Answer tokens after thinking, for every stage or one; repeatable. Default: the profile's. A "
+                   "generation that runs out while thinking is closed and continued once for its answer.")
 @click.option("--option", "options", multiple=True, metavar='A="TEXT"', help="A multiple-choice option (repeat).")
 @click.option("--retrieval", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True)
 @click.option("--source", "sources", multiple=True, help="Only retrieve chunks of this source (repeat).")
@@ -148,23 +190,29 @@ def render_answer(answer: Answer) -> None:
               help="llama.cpp model instances answering a round's follow-ups concurrently [1].")
 @json_option
 @click.option("--trace-out", type=click.Path(dir_okay=False), default=None, help="Save the trace as JSONL.")
-@click.option("--no-stream", is_flag=True, help="Do not stream progress and tokens.")
-def ask(question: str, index: str, llm_spec: str | None, profile: str | None, mode: str, rounds: int,
-        queries_per_round: int, k: int | None, options: tuple[str, ...], retrieval: str,
-        sources: tuple[str, ...], threads: int | None, parallel: int | None, as_json: bool,
-        trace_out: str | None, no_stream: bool) -> None:
+@click.option("--no-stream", is_flag=True, help="Do not stream progress and tokens (to stderr).")
+def ask(question: str, index: str, llm_spec: str | None, profile: str | None, mode: str, preset: str,
+        rounds: int | None, queries_per_round: int | None, k: int | None, thinking_budget: tuple[str, ...],
+        answer_budget: tuple[str, ...], options: tuple[str, ...], retrieval: str, sources: tuple[str, ...],
+        threads: int | None, parallel: int | None, as_json: bool, trace_out: str | None, no_stream: bool) -> None:
     from ..llm import load_llm
     from .api import ask as ask_api
     from .api import open_retriever
 
     opts = parse_option_args(options)
+    thinking = parse_budget_args(thinking_budget, "thinking-budget")
+    answer_tokens = parse_budget_args(answer_budget, "answer-budget")
     llm_kw: dict[str, Any] = {k_: v for k_, v in (("n_threads", threads), ("parallel", parallel)) if v is not None}
+    progress = (lambda msg: None) if no_stream else (lambda msg: click.secho(msg, fg="cyan", err=True))  # noqa: E731
+    progress(f"Opening index {index} …")
     retriever = open_retriever(index, retrieval)
+    progress("Loading the model …")
     llm = load_llm(llm_spec, profile=profile, **llm_kw)
     try:
-        live = None if (as_json or no_stream) else _Live(llm.profile.clinical_answers)
-        answer = ask_api(question, index=retriever, llm=llm, options=opts or None, mode=mode, rounds=rounds,
-                         queries_per_round=queries_per_round, k=k,
+        live = None if no_stream else _Live(llm.profile.clinical_answers, tokens=not as_json)
+        answer = ask_api(question, index=retriever, llm=llm, options=opts or None, mode=mode, preset=preset,
+                         rounds=rounds, queries_per_round=queries_per_round, k=k,
+                         thinking_budget=thinking or None, answer_budget=answer_tokens or None,
                          filters={"source": list(sources)} if sources else None, on_event=live)
     finally:
         llm.close()

@@ -3,13 +3,16 @@
 FollowUpLoop, per question:
 
 0. retrieve ``k`` chunks for the question itself;
-1. for each of ``rounds`` rounds: the model writes up to ``queries_per_round`` follow-up queries (or says
-   ENOUGH -> stop early); the round's queries are retrieved with ONE ``batch_search``; each query gets a plain
+1. for each of ``rounds`` rounds: the model writes up to ``queries_per_round`` follow-up queries (or, with
+   ``early_stop``, says ENOUGH -> stop early); the round's queries are retrieved with ONE ``batch_search``; each query gets a plain
    RAG answer over its own evidence, all of the round's answer prompts in ONE ``generate`` call (batched /
    concurrent in the backend);
-2. a final prompt shows the follow-up Q&A and up to ``final_k`` evidence chunks; its answer is parsed,
-   grounded and assembled by :func:`medrag.reason.answer.assemble` — which shows evidence instead of an answer
-   for models whose profile does not allow clinical answers.
+2. a final prompt shows the follow-up Q&A (fenced as data, like evidence) and up to ``final_k`` evidence
+   chunks; its answer is parsed, grounded and assembled by :func:`medrag.reason.answer.assemble`. A model
+   whose profile does not allow clinical answers is not asked for one: the evidence is shown instead.
+
+Every generation runs within its stage's thinking + answer budget (``LoopConfig.budgets`` or the profile's);
+one cut inside its think block is closed and continued for the answer (see :mod:`medrag.llm.thinking`).
 
 Only model output is parsed; retrieved text never steers the loop (it sits in delimited data blocks).
 """
@@ -22,11 +25,12 @@ from typing import Any
 
 from ..config import LoopConfig
 from ..llm.base import LLM
+from ..llm.thinking import visible_text
 from ..retrieve.base import Filters, Retriever, check_query
 from ..types import Answer, TraceStep
 from .answer import AnswerContext, assemble, relevant_evidence
 from .evidence import Evidence
-from .parsing import NOT_FOUND, FinalDraft, cited_labels, parse_final, parse_queries, strip_think
+from .parsing import NOT_FOUND, FinalDraft, cited_labels, parse_final, parse_queries
 from .prompts import QUERY_PREFIX, FollowUp
 from .runner import EventHandler, Runner, normalize_options, prompt_text
 
@@ -46,22 +50,29 @@ class _Base:
 
     def _final(self, r: Runner, question: str, options: dict[str, str], followups: Sequence[FollowUp],
                first: Sequence[Evidence], trace: list[TraceStep], notes: list[str]) -> Answer:
-        """Final generation (skipped when nothing relevant was found), then grounding and assembly."""
+        """Final generation, then grounding and assembly. The generation is skipped when nothing relevant was
+        found, and for a profile whose answers are never shown (``clinical_answers=False``)."""
         draft: FinalDraft | None = None
-        if relevant_evidence(question, r.evidence, self.config):
+        trusted = self.llm.profile.clinical_answers
+        if not trusted:
+            r.new_step()
+            trace.append(r.step(len(trace), "final"))
+            notes.append("final generation skipped: this model's answers are never shown (profile "
+                         f"'{self.llm.profile.name}')")
+        elif relevant_evidence(question, r.evidence, self.config):
             r.new_step()
             chosen = _final_evidence(first, followups, r, self.config.final_k)
-            prompt = r.prompts.final(question, options, followups, r.evidence.block(chosen, self.config.evidence_chars))
+            prompt = r.prompts.final(question, options, followups, r.evidence.block(chosen, self.config.evidence_chars),
+                                     self.config.history_chars)
             prefix = "" if r.prompts.chat else "Answer:"
-            trusted = self.llm.profile.clinical_answers
             parsed = r.generate_parsed(
-                prompt, self._final_tokens(), lambda t: parse_final(prefix + self._visible(t), options),
+                prompt, lambda t: parse_final(prefix + self._visible(t), options),
                 stage="final", stop=() if r.prompts.chat else ("\n",),
                 accept=(lambda d: "no valid option letter" if options and d.option is None else None),
-                retries=None if trusted else 0,
+                cue="Answer:" if r.prompts.chat else "",
             )
             draft = parsed.value
-            notes.extend(parsed.failures if trusted else ())
+            notes.extend(parsed.failures)
             trace.append(r.step(len(trace), "final", queries=(question,), prompts=parsed.prompts,
                                 outputs=parsed.outputs))
         ctx = AnswerContext(question, options, r.evidence, self.config, self.llm.profile, self.llm.name,
@@ -70,14 +81,8 @@ class _Base:
         r.emit("final", text=answer.answer)
         return answer
 
-    def _final_tokens(self) -> int:
-        """Token budget of a final answer: untrusted drafts are never shown, so they stay short."""
-        cfg = self.config
-        return cfg.max_tokens_final if self.llm.profile.clinical_answers else cfg.max_tokens_answer
-
     def _visible(self, text: str) -> str:
-        p = self.llm.profile
-        return strip_think(text, p.think_open, p.think_close)
+        return visible_text(text, self.llm.profile)
 
 
 def _final_evidence(first: Sequence[Evidence], followups: Sequence[FollowUp], r: Runner, limit: int) -> list[Evidence]:
@@ -106,7 +111,6 @@ class SinglePassRAG(_Base):
         _, steps = r.search([question], self.config.final_k)
         first = list(r.evidence)  # the question's hits, E1..En in rank order
         trace = [r.step(0, "retrieve", queries=(question,), retrievals=steps)]
-        r.emit("retrieved", items=tuple(ev.hit.chunk_id for ev in first))
         return self._final(r, question, opts, [], first, trace, [])
 
 
@@ -145,8 +149,10 @@ class FollowUpLoop(_Base):
         seen = [question] + [f.query for f in followups] + list(r.prompts.example_queries)
         prefix = "" if r.prompts.chat else QUERY_PREFIX
         parsed = r.generate_parsed(
-            r.prompts.queries(question, opts, followups, cfg.queries_per_round), cfg.max_tokens_queries,
-            lambda t: parse_queries(self._visible(t), limit=cfg.queries_per_round, seen=seen, prefix=prefix),
+            r.prompts.queries(question, opts, followups, cfg.queries_per_round, history_chars=cfg.history_chars,
+                              allow_enough=cfg.early_stop),
+            lambda t: parse_queries(self._visible(t), limit=cfg.queries_per_round, seen=seen, prefix=prefix,
+                                    allow_enough=cfg.early_stop),
             stage="queries", round_=rnd, stop=() if r.prompts.chat else _query_stops(cfg.queries_per_round),
             echo=prefix,
         )
@@ -165,7 +171,7 @@ class FollowUpLoop(_Base):
         asked = [(q, ev) for q, ev in zip(plan.queries, evs, strict=True) if ev]
         prompts = [r.prompts.followup_answer(q, r.evidence.block(ev, cfg.evidence_chars)) for q, ev in asked]
         stop = () if r.prompts.chat else ("\n",)  # completion prompts answer on the "Answer:" line
-        gens = r.generate(prompts, r.params(cfg.max_tokens_answer, stop)) if prompts else []
+        gens = r.generate(prompts, "followup", stop) if prompts else []
         by_query = {q: " ".join(self._visible(g.text).split()) for (q, _), g in zip(asked, gens, strict=True)}
         answers = []
         for q in plan.queries:

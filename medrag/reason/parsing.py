@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..llm.thinking import split_think
 from .text import terms
 
 __all__ = [
@@ -47,32 +48,9 @@ class ParseError(ValueError):
     """Model output did not contain what the prompt asked for."""
 
 
-def split_think(text: str, open_tag: str | None, close_tag: str | None) -> tuple[str, str]:
-    """(thinking, rest). An unclosed think block swallows the rest; a stray close tag (the template opened
-    the block) ends thinking there."""
-    if not open_tag or not close_tag:
-        return "", text
-    thoughts: list[str] = []
-    rest = text
-    head, sep, tail = rest.partition(close_tag)
-    if sep and open_tag not in head:  # thinking started in the prompt (template-opened block)
-        thoughts.append(head)
-        rest = tail
-    out: list[str] = []
-    while True:
-        before, sep, after = rest.partition(open_tag)
-        out.append(before)
-        if not sep:
-            break
-        inside, sep2, rest = after.partition(close_tag)
-        thoughts.append(inside)
-        if not sep2:
-            break
-    return "\n".join(t.strip() for t in thoughts if t.strip()), "".join(out).strip()
-
-
-def strip_think(text: str, open_tag: str | None, close_tag: str | None) -> str:
-    return split_think(text, open_tag, close_tag)[1]
+def strip_think(text: str, open_tag: str | None, close_tag: str | None, *, opened: bool = False) -> str:
+    """``text`` without thinking (an unclosed think block never leaks; see :func:`split_think`)."""
+    return split_think(text, open_tag, close_tag, opened=opened)[1]
 
 
 def first_json_object(text: str) -> dict[str, Any] | None:
@@ -101,20 +79,24 @@ def _clean_query(q: str) -> str:
     return q[:300]
 
 
-def parse_queries(text: str, *, limit: int, seen: Sequence[str] = (), prefix: str = "") -> QueryPlan:
+def parse_queries(text: str, *, limit: int, seen: Sequence[str] = (), prefix: str = "",
+                  allow_enough: bool = True) -> QueryPlan:
     """Follow-up queries from numbered/bulleted lines or ``{"queries": [...], "enough": bool}``.
 
     ``prefix`` is prompt text the output continues (``"1."`` for completion prompts). Queries already in
-    ``seen`` (case-insensitive) and duplicates are dropped. ENOUGH on the first line means enough.
+    ``seen`` (case-insensitive) and duplicates are dropped. ENOUGH on the first line means enough — unless
+    ``allow_enough`` is False (no early stop), when it is unusable output.
     """
     text = prefix + text
     obj = first_json_object(text)
     if obj is not None and ("queries" in obj or "enough" in obj):
         raw = obj.get("queries") or []
         queries = [q for q in raw if isinstance(q, str)] if isinstance(raw, list) else []
-        return _plan(queries, bool(obj.get("enough") is True), limit, seen)
+        return _plan(queries, allow_enough and obj.get("enough") is True, limit, seen)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if lines and re.match(r"^\W*enough\b", lines[0].strip(), re.IGNORECASE):
+        if not allow_enough:
+            raise ParseError("ENOUGH is not allowed here: write new search queries")
         return QueryPlan((), True)
     queries = [m.group(1) for m in map(_QUERY_LINE.match, lines) if m]
     return _plan(queries, False, limit, seen)
@@ -165,11 +147,11 @@ def parse_final(text: str, options: Mapping[str, str] | None = None) -> FinalDra
     if obj is not None and isinstance(obj.get("answer"), str):
         quotes = _json_quotes(obj.get("quotes") or obj.get("citations"))
         return _draft(obj["answer"], obj.get("option"), str(obj.get("reasoning") or ""), quotes, options)
+    m = re.search(r"<answer>(.*?)(?:</answer>|$)", text, re.IGNORECASE | re.DOTALL)
+    if m and m.group(1).strip():  # an answer tag holds the answer (with or without Answer:/Quotes: sections)
+        inner = m.group(1).strip()
+        text = inner if _HEADER.match(inner.splitlines()[0]) else "Answer: " + inner
     sections = _sections(text)
-    if "answer" not in sections:
-        m = re.search(r"<answer>(.*?)(?:</answer>|$)", text, re.IGNORECASE | re.DOTALL)
-        if m:
-            sections["answer"] = m.group(1)
     if "answer" not in sections or not sections["answer"].strip():
         raise ParseError("no 'Answer:' section in the output")
     quotes = tuple(
@@ -242,11 +224,11 @@ def remove_labels(text: str, labels: Sequence[str]) -> str:
     return re.sub(r"\s+([.,;])", r"\1", _LABEL.sub(repl, text)).strip()
 
 
-def open_search(text: str) -> str | None:
-    """The query of a ``<search>`` tag left open at the end of ``text`` (generation stopped at
-    ``</search>``), or None."""
-    pos = text.lower().rfind("<search>")
-    if pos < 0 or "</search>" in text[pos:].lower():
+def open_search(text: str, open_tag: str = "<search>", close_tag: str = "</search>") -> str | None:
+    """The query of a search tag left open at the end of ``text`` (generation stopped at the close tag), or
+    None."""
+    pos = text.lower().rfind(open_tag.lower())
+    if pos < 0 or close_tag.lower() in text[pos:].lower():
         return None
-    query = " ".join(text[pos + len("<search>"):].split())
+    query = " ".join(text[pos + len(open_tag):].split())
     return query[:300] or None

@@ -9,12 +9,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ..config import LoopConfig
 from ..errors import ConfigError
 from ..llm.base import LLM, Generation, GenerationParams, Prompt
+from ..llm.thinking import (
+    forced_prompt,
+    generate_budgeted,
+    merge_forced,
+    needs_forcing,
+    stage_params,
+    was_forced,
+)
 from ..retrieve.base import Filters, Retriever
 from ..types import Hit, RetrievalStep, TraceStep
 from .evidence import EvidenceSet
@@ -25,6 +33,7 @@ __all__ = ["LoopEvent", "EventHandler", "Runner", "StepClock", "normalize_option
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_USAGE = ("llm_calls", "prompt_tokens", "completion_tokens", "budget_forced")
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class LoopEvent:
     """Progress of a run, for live display. ``kind``: ``round`` (a round starts), ``token`` (a piece of
     streamed model text; ``stage`` says which generation), ``queries`` (follow-up queries chosen), ``search``
     (a search-tag query), ``retrieved`` (hits for queries), ``answers`` (follow-up answers), ``retry`` (unusable
-    output, asking again), ``final``."""
+    output, asking again), ``forced`` (thinking ran out of budget; the answer was forced), ``final``."""
 
     kind: str
     stage: str = ""
@@ -92,7 +101,7 @@ class Runner:
 
     def __init__(self, retriever: Retriever, llm: LLM, config: LoopConfig, *,
                  on_event: EventHandler | None = None, filters: Filters | Mapping[str, Any] | None = None,
-                 stream_stages: Sequence[str] = ("queries", "final", "search-tags")) -> None:
+                 stream_stages: Sequence[str] = ("queries", "final", "search")) -> None:
         self.retriever = retriever
         self.llm = llm
         self.config = config
@@ -101,8 +110,11 @@ class Runner:
         self.stream_stages = frozenset(stream_stages)
         self.evidence = EvidenceSet()
         self.prompts = PromptBuilder(llm.profile)
+        self.budgets = config.budgets_for(llm.profile)
         self.run_clock = StepClock()
         self.step_clock = StepClock()
+        self.usage: dict[str, int] = dict.fromkeys(_USAGE, 0)
+        self.run_usage: dict[str, int] = dict.fromkeys(_USAGE, 0)
 
     # ------------------------------------------------------------------------------------------- events
 
@@ -112,11 +124,18 @@ class Runner:
 
     def new_step(self) -> None:
         self.step_clock = StepClock()
+        self.usage = dict.fromkeys(_USAGE, 0)
 
     def step(self, round_: int, kind: str, *, queries: Sequence[str] = (), retrievals: Sequence[RetrievalStep] = (),
              prompts: Sequence[str] = (), outputs: Sequence[str] = ()) -> TraceStep:
+        """A trace step with this step's timings and LLM usage (calls, tokens, budget-forced generations)."""
+        usage = tuple(self.usage.items())
+        for k, v in self.usage.items():
+            self.run_usage[k] += v
+        self.usage = dict.fromkeys(_USAGE, 0)
         return TraceStep(round=round_, kind=kind, queries=tuple(queries), retrievals=tuple(retrievals),
-                         prompts=tuple(prompts), outputs=tuple(outputs), timings=self.step_clock.timings())
+                         prompts=tuple(prompts), outputs=tuple(outputs), timings=self.step_clock.timings(),
+                         usage=usage)
 
     # ---------------------------------------------------------------------------------------- retrieval
 
@@ -131,13 +150,19 @@ class Runner:
         for query, hits in zip(queries, results, strict=True):
             self.evidence.add(hits)
             steps.append(RetrievalStep(query, tuple(h.chunk_id for h in hits), tuple(float(h.score) for h in hits)))
+        self.emit("retrieved", items=tuple(dict.fromkeys(h.chunk_id for hits in results for h in hits)))
         return results, steps
 
     # --------------------------------------------------------------------------------------- generation
 
-    def params(self, max_tokens: int, stop: Sequence[str] = (), attempt: int = 0) -> GenerationParams:
-        temp = self.config.temperature if attempt == 0 else self.config.retry_temperature
-        return GenerationParams(max_tokens=max_tokens, temperature=temp, stop=tuple(stop),
+    def base_params(self, stop: Sequence[str] = (), attempt: int = 0) -> GenerationParams:
+        """Sampling for a call (max_tokens is set per stage by the budget): the loop config's temperature and
+        top_p, else the profile's; retries sample at ``retry_temperature`` with their own seed."""
+        cfg, p = self.config, self.llm.profile
+        temp = (cfg.temperature if cfg.temperature is not None else p.temperature) if attempt == 0 \
+            else cfg.retry_temperature
+        top_p = cfg.top_p if cfg.top_p is not None else p.top_p
+        return GenerationParams(max_tokens=1, temperature=temp, top_p=top_p, stop=tuple(stop),
                                 seed=None if attempt == 0 else attempt)
 
     def _timed(self, fn: Callable[[], T]) -> T:
@@ -149,33 +174,69 @@ class Runner:
             self.run_clock.llm += dt
             self.step_clock.llm += dt
 
-    def generate(self, prompts: Sequence[Prompt], params: GenerationParams) -> list[Generation]:
-        """A round's prompts: one batched call when ``config.concurrent``, else one call per prompt."""
+    def _count(self, gens: Sequence[Generation]) -> list[Generation]:
+        for g in gens:
+            self.usage["llm_calls"] += 1
+            self.usage["prompt_tokens"] += g.prompt_tokens
+            self.usage["completion_tokens"] += g.completion_tokens
+        return list(gens)
+
+    def _call(self, prompts: list[Prompt], params: GenerationParams) -> list[Generation]:
+        return self._count(self._timed(lambda: self.llm.generate(prompts, params)))
+
+    def _forced(self, gens: Sequence[Generation], stage: str) -> None:
+        n = sum(was_forced(g) for g in gens)
+        if n:
+            self.usage["budget_forced"] += n
+            self.emit("forced", stage=stage, text=f"{n} generation(s) ran out of thinking budget; answer forced")
+
+    def generate(self, prompts: Sequence[Prompt], stage: str, stop: Sequence[str] = (), cue: str = "") -> list[Generation]:
+        """A round's prompts within the stage budget: one batched call when ``config.concurrent``, else one
+        call per prompt (plus one continuation call for outputs cut inside their thinking)."""
+        budget, params = self.budgets.of(stage), self.base_params(stop)
+        self.emit("generating", stage=stage)
         if self.config.concurrent:
-            return self._timed(lambda: self.llm.generate(list(prompts), params))
-        return [self._timed(lambda p=p: self.llm.generate([p], params)[0]) for p in prompts]
+            gens = generate_budgeted(self._call, list(prompts), self.llm.profile, budget, params, cue=cue)
+        else:
+            gens = [generate_budgeted(self._call, [p], self.llm.profile, budget, params, cue=cue)[0] for p in prompts]
+        self._forced(gens, stage)
+        return gens
 
-    def generate_one(self, prompt: Prompt, params: GenerationParams, stage: str, round_: int = 0) -> Generation:
-        """One generation, streamed as ``token`` events when someone listens to ``stage``."""
+    def generate_one(self, prompt: Prompt, stage: str, *, stop: Sequence[str] = (), round_: int = 0,
+                     attempt: int = 0, cue: str = "", opened: bool | None = None) -> Generation:
+        """One generation within the stage budget, streamed as ``token`` events when someone listens to
+        ``stage``. ``opened``: the prompt leaves a think block open (default: the profile's prefill)."""
+        profile, budget = self.llm.profile, self.budgets.of(stage)
+        params = self.base_params(stop, attempt)
+        self.emit("generating", stage=stage)
         if self.on_event is None or stage not in self.stream_stages:
-            return self._timed(lambda: self.llm.generate([prompt], params)[0])
+            gen = generate_budgeted(self._call, [prompt], profile, budget, params, cue=cue, opened=opened)[0]
+            self._forced([gen], stage)
+            return gen
 
-        def run() -> Generation:
-            pieces = []
-            for piece in self.llm.stream(prompt, params):
-                pieces.append(piece)
-                self.emit("token", stage=stage, round=round_, text=piece)
-            return Generation(text="".join(pieces), finish_reason="unknown")
+        def on_text(piece: str) -> None:
+            self.emit("token", stage=stage, round=round_, text=piece)
 
-        return self._timed(run)
+        def one(p: Prompt, gp: GenerationParams) -> Generation:
+            return self._count([self._timed(lambda: self.llm.stream_generate(p, gp, on_text))])[0]
 
-    def generate_parsed(self, prompt: Prompt, max_tokens: int, parse: Callable[[str], T], *, stage: str,
-                        round_: int = 0, stop: Sequence[str] = (), accept: Callable[[T], str | None] | None = None,
-                        retries: int | None = None, echo: str = "") -> Parsed:
+        gen = one(prompt, stage_params(budget, profile, params))
+        prefilled = profile.think_prefill if opened is None else opened
+        if profile.thinks and needs_forcing(gen, profile, opened=prefilled):
+            cont_prompt, addition = forced_prompt(prompt, gen, profile, cue)
+            on_text(addition)
+            gen = merge_forced(gen, addition, one(cont_prompt, replace(params, max_tokens=budget.answer)))
+            self._forced([gen], stage)
+        return gen
+
+    def generate_parsed(self, prompt: Prompt, parse: Callable[[str], T], *, stage: str, round_: int = 0,
+                        stop: Sequence[str] = (), accept: Callable[[T], str | None] | None = None,
+                        retries: int | None = None, echo: str = "", cue: str = "") -> Parsed:
         """Generate and parse, retrying up to ``retries`` (default ``config.parse_retries``) times when
         ``parse`` raises ParseError or ``accept(value)`` names a problem. A value that parsed but was not
         accepted is returned when no attempt does better. ``echo``: prompt text the output continues, shown
-        to listeners before each attempt's tokens; a ``retry`` event announces each retry."""
+        to listeners before each attempt's tokens; a ``retry`` event announces each retry. ``cue``: the answer
+        cue appended after a think block closed by budget forcing."""
         retries = self.config.parse_retries if retries is None else retries
         prompts, outputs, failures = [], [], []
         fallback: Any = None
@@ -185,7 +246,7 @@ class Runner:
                 self.emit("retry", stage=stage, round=round_, text=failures[-1])
             if echo:
                 self.emit("token", stage=stage, round=round_, text=echo)
-            gen = self.generate_one(current, self.params(max_tokens, stop, attempt), stage, round_)
+            gen = self.generate_one(current, stage, stop=stop, round_=round_, attempt=attempt, cue=cue)
             prompts.append(prompt_text(current))
             outputs.append(gen.text)
             try:

@@ -1,9 +1,11 @@
-"""Search inside reasoning (Search-R1 / Med-R³ style).
+"""Search inside reasoning (Search-R1 / Med-R³ style), in the protocol the model was trained on.
 
-The model thinks and, when it needs evidence, writes ``<search>query</search>``. Generation stops at
-``</search>``; the loop retrieves the top ``k`` chunks and appends them to the model's own text as
-``</search>\\n<results>\\n<evidence id="E3" …>…</evidence>\\n</results>\\n``, then generation resumes from there
-(a continued completion, or a continued final assistant message for chat models). At most ``max_searches``
+The tags come from the profile's :class:`~medrag.config.SearchProtocol` (presets ``medrag``, ``search-r1``,
+``med-r3``). The model thinks and, when it needs evidence, writes ``<search>query</search>``. Generation stops
+at the close tag; the loop retrieves the top ``k`` chunks and appends them to the model's own text inside the
+protocol's results tag (``<results>`` with ``<evidence id="E3">`` blocks for ``medrag``; ``<information>`` with
+``[E3] (Title: …) text`` lines for ``search-r1``), then generation resumes from there (a continued completion,
+or a continued final assistant message for chat models; a protocol may prefill ``<think>``). At most ``max_searches``
 searches run; after that a search is answered with a "limit reached" note. Only text the *model* generated
 is parsed — inserted results can never act as a search or an answer — and ``<think>`` content is kept in the
 trace and removed from the final answer.
@@ -14,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..llm.thinking import ends_in_think, split_think
 from ..retrieve.base import Filters, check_query
 from ..types import Answer, TraceStep
 from .answer import AnswerContext, assemble
-from .evidence import format_block
+from .evidence import format_block, format_line
 from .loop import _Base
-from .parsing import FinalDraft, ParseError, open_search, parse_final, split_think
+from .parsing import FinalDraft, ParseError, open_search, parse_final
 from .runner import EventHandler, Runner, normalize_options, prompt_text
 
 __all__ = ["SearchTagLoop"]
@@ -35,33 +38,36 @@ class SearchTagLoop(_Base):
         question = check_query(question)
         opts = normalize_options(options)
         r = self._runner(on_event, filters)
+        p, sp = self.llm.profile, self.llm.profile.protocol
         prompt = r.prompts.search_tags(question, opts, self.config.max_searches)
-        transcript, model_text, trace, notes = "", "", [], []
+        # the prefilled think tag is the model's own text as far as parsing is concerned
+        prefill = f"{p.think_open}\n" if (sp.prefill_think and p.think_open) else ""
+        transcript, model_text, trace, notes = "", prefill, [], []
+        cue = sp.answer_open or "Answer:"
         searches = 0
         for step_no in range(1, self.config.max_searches + 3):
             r.new_step()
             current = r.prompts.continue_with(prompt, transcript) if transcript else prompt
-            gen = r.generate_one(current, r.params(self._final_tokens(), ("</search>",)),
-                                 "search-tags", step_no)
+            opened = ends_in_think(prefill + transcript, p.think_open, p.think_close)
+            gen = r.generate_one(current, "search", stop=(sp.search_close,), round_=step_no, cue=cue, opened=opened)
             transcript += gen.text
             model_text += gen.text
-            query = open_search(gen.text) if gen.finish_reason != "length" else None
+            query = open_search(gen.text, sp.search_open, sp.search_close) if gen.finish_reason != "length" else None
             if query is None:
                 trace.append(r.step(step_no, "search-tag", prompts=(prompt_text(current),), outputs=(gen.text,)))
                 break
             r.emit("search", round=step_no, text=query)
+            model_text += f"{sp.search_close}\n"
             if searches >= self.config.max_searches:
-                transcript += f"</search>\n<results>\n{_LIMIT_NOTE}\n</results>\n"
-                model_text += "</search>\n"
+                transcript += f"{sp.search_close}\n{sp.results_open}\n{_LIMIT_NOTE}\n{sp.results_close}\n"
                 notes.append(f"search limit ({self.config.max_searches}) reached")
                 trace.append(r.step(step_no, "search-tag", queries=(query,), prompts=(prompt_text(current),),
                                     outputs=(gen.text,)))
                 continue
             (hits,), steps = r.search([query], self.config.k)
             searches += 1
-            block = "\n".join(_blocks(r, hits))
-            transcript += f"</search>\n<results>\n{block}\n</results>\n"
-            model_text += "</search>\n"
+            block = "\n".join(_blocks(r, hits, sp.doc_format))
+            transcript += f"{sp.search_close}\n{sp.results_open}\n{block}\n{sp.results_close}\n"
             trace.append(r.step(step_no, "search-tag", queries=(query,), retrievals=steps,
                                 prompts=(prompt_text(current),), outputs=(gen.text,)))
         else:
@@ -81,10 +87,10 @@ class SearchTagLoop(_Base):
     def _draft(self, r: Runner, prompt: Any, transcript: str, model_text: str, opts: dict[str, str],
                trace: list[TraceStep], notes: list[str]) -> FinalDraft | None:
         """Parse the answer from the model's own text; if missing, ask for it (``parse_retries`` times)."""
-        p = self.llm.profile
+        p, sp = self.llm.profile, self.llm.profile.protocol
         retries = self.config.parse_retries if p.clinical_answers else 0
         for attempt in range(retries + 1):
-            thinking, visible = split_think(model_text, p.think_open, p.think_close)
+            _, visible = split_think(model_text, p.think_open, p.think_close)
             try:
                 return parse_final(visible, opts)
             except ParseError as exc:
@@ -93,22 +99,24 @@ class SearchTagLoop(_Base):
                 break
             # close an open think block and ask for the answer
             suffix = "\n"
-            if p.think_close and thinking and model_text.rfind(p.think_open or "") > model_text.rfind(p.think_close):
+            if p.think_close and ends_in_think(model_text, p.think_open, p.think_close):
                 suffix += p.think_close + "\n"
-            suffix += "Answer:"
+            suffix += sp.answer_open or "Answer:"
             transcript += suffix
             model_text += suffix
             r.new_step()
             current = r.prompts.continue_with(prompt, transcript)
-            gen = r.generate_one(current, r.params(self._final_tokens(), ("<search>",), attempt),
-                                 "search-tags")
+            gen = r.generate_one(current, "search", stop=(sp.search_open,), attempt=attempt + 1,
+                                 cue=sp.answer_open or "Answer:", opened=False)
             transcript += gen.text
             model_text += gen.text
             trace.append(r.step(len(trace), "final", prompts=(prompt_text(current),), outputs=(gen.text,)))
         return None
 
 
-def _blocks(r: Runner, hits: Sequence[Any]) -> list[str]:
+def _blocks(r: Runner, hits: Sequence[Any], doc_format: str) -> list[str]:
     evs = r.evidence.add(hits)
     r.evidence.shown.update(ev.label for ev in evs)
+    if doc_format == "labelled":
+        return [format_line(ev, r.config.evidence_chars) for ev in evs]
     return [format_block(ev, r.config.evidence_chars) for ev in evs]

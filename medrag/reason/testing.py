@@ -23,12 +23,15 @@ __all__ = ["ScriptedLLM", "ToyRetriever", "Reply"]
 
 #: a reply: fixed text, or a function of (prompt text, call number) returning text
 Reply = str | Callable[[str, int], str]
+#: a "token" of scripted output: a word with its trailing whitespace
+_PIECE = re.compile(r"\S+\s*|\s+")
 
 
 class ScriptedLLM(BaseLLM):
     """Answers from a script. ``rules``: (regex, reply) pairs tried in order against the prompt text (the
     first match wins; each rule may be a list of replies consumed one per call, the last one repeating).
-    ``stop`` strings are honoured like a real backend. Every call is recorded in ``calls`` (prompts of one
+    ``stop`` strings and ``max_tokens`` (one token = one word with its trailing whitespace; finish_reason
+    ``length``) are honoured like a real backend. Every call is recorded in ``calls`` (prompts of one
     ``generate`` call) and ``prompts`` (flat)."""
 
     def __init__(self, rules: Sequence[tuple[str, Reply | Sequence[Reply]]], *,
@@ -68,12 +71,24 @@ class ScriptedLLM(BaseLLM):
         out = []
         for text in texts:
             reply, stopped = apply_stops(self._reply(text), self.stops(params))
-            out.append(Generation(reply, "stop" if stopped or len(reply) < 10_000 else "length"))
+            pieces = _PIECE.findall(reply)
+            if not stopped and len(pieces) > params.max_tokens:  # max_tokens honoured, like a real backend
+                out.append(Generation("".join(pieces[: params.max_tokens]), "length", len(text.split()),
+                                      params.max_tokens))
+            else:
+                out.append(Generation(reply, "stop", len(text.split()), len(pieces)))
         return out
 
     def stream(self, prompt: Prompt, params: GenerationParams | None = None) -> Iterator[str]:
         text = self.generate([prompt], params)[0].text
-        yield from re.findall(r"\S+\s*|\s+", text)
+        yield from _PIECE.findall(text)
+
+    def stream_generate(self, prompt: Prompt, params: GenerationParams | None,
+                        on_text: Callable[[str], None]) -> Generation:
+        gen = self.generate([prompt], params)[0]
+        for piece in _PIECE.findall(gen.text):
+            on_text(piece)
+        return gen
 
 
 class ToyRetriever:

@@ -41,8 +41,8 @@ def test_profiles_are_explicit_not_sniffed(tmp_path):
                                 "stop": ["<|eot|>"], "clinical_answers": False}))
     prof = resolve_profile(str(path), parse_spec("vllm:x"))
     assert (prof.name, prof.think_open, prof.stop, prof.clinical_answers) == ("mine", "<reason>", ("<|eot|>",), False)
-    path.write_text(json.dumps({"prompt_style": "chat", "temperature": 1}))
-    with pytest.raises(ConfigError, match="temperature"):
+    path.write_text(json.dumps({"prompt_style": "chat", "temprature": 1}))
+    with pytest.raises(ConfigError, match="unknown model profile key.*temprature"):
         resolve_profile(str(path), parse_spec("vllm:x"))
     with pytest.raises(ConfigError):
         resolve_profile("no-such-profile", parse_spec("vllm:x"))

@@ -118,7 +118,10 @@ def test_untrusted_profile_shows_evidence_not_model_text(retriever):
     assert "100 mg warfarin" not in answer.answer
     assert "8B medical reasoning model" in answer.answer
     assert answer.citations and all(c.quote in _chunk_text(retriever, c.chunk_id) for c in answer.citations)
-    assert answer.trace[-1].outputs == ("Answer: take 100 mg warfarin daily [E1]",)  # kept for inspection
+    # issue 15: a text that can never be shown is never generated
+    assert answer.trace[-1].kind == "final" and answer.trace[-1].outputs == ()
+    assert not any(FINAL.split()[0] in p and "Reply in exactly" in p for p in llm.prompts)
+    assert any("final generation skipped" in n for n in answer.notes)
     assert answer.disclaimer
 
 
@@ -267,4 +270,5 @@ def test_completion_profile_few_shot_copies_dropped_and_untrusted(retriever):
     answer = FollowUpLoop(retriever, llm, LoopConfig(rounds=2)).run(Q)
     assert retriever.batches[1] == ["apixaban kidney"]
     assert answer.answered_by == "evidence"  # tiny-base: never the model's text
-    assert answer.trace[-1].outputs == (" A",)
+    assert answer.trace[-1].outputs == ()  # ... so its final answer is not even generated (issue 15)
+    assert not any(p.endswith("Answer:") and "Query:" not in p for p in llm.prompts)
