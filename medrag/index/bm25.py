@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import BM25Config
 from ..errors import IndexFormatError
+from .bm25_query import PostingScorer, QueryTerms, top_rows
 from .tokenizer import BiomedicalTokenizer
 
 __all__ = ["BM25_FILES", "build_bm25", "BM25Index", "topk", "top_sparse", "lookup"]
@@ -188,13 +189,20 @@ def topk(scores: np.ndarray, k: int, *, positive_only: bool = False) -> tuple[np
 
 
 class BM25Index:
-    """A saved bm25s index, memory-mapped, scored with the tokenizer it was built with."""
+    """A saved bm25s index, memory-mapped, scored with the tokenizer it was built with.
+
+    Queries are scored on their postings only (``bm25_query``): repeated terms collapse to weights, the
+    query length is capped, and the cost does not grow with the corpus.
+    """
 
     def __init__(self, model: Any, tokenizer: BiomedicalTokenizer) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.vocab: dict[str, int] = model.vocab_dict
         self.num_docs = int(model.scores["num_docs"])
+        s = model.scores
+        self._terms = QueryTerms(tokenizer, self.vocab)
+        self._scorer = PostingScorer(s["indptr"], s["indices"], s["data"], self.num_docs)
 
     @classmethod
     def load(cls, path: str | Path, config: BM25Config, *, mmap: bool = True) -> BM25Index:
@@ -211,52 +219,44 @@ class BM25Index:
         return cls(model, BiomedicalTokenizer(config))
 
     def term_ids(self, query: str) -> np.ndarray:
-        """Vocabulary ids of the query's terms (unknown terms dropped, repeats kept as bm25s does)."""
-        vocab = self.vocab
-        return np.array([vocab[t] for t in self.tokenizer.analyze(query) if t in vocab], dtype=np.int64)
+        """Distinct vocabulary ids of the query's terms, in first-occurrence order (unknown terms dropped)."""
+        return self._terms(query)[0]
+
+    def query_terms(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(term ids, weights)``: distinct known terms and how often each occurs in the query."""
+        return self._terms(query)
 
     def sparse_scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, scores)`` of the rows sharing a query term (rows sorted ascending; others score 0).
 
-        Works on the query terms' postings only, so its cost does not grow with the corpus but with the
-        postings it reads. A repeated query term counts once per repetition (as in bm25s and rank-bm25).
+        A repeated query term counts once per repetition (as in bm25s and rank-bm25), read once.
         """
-        s = self.model.scores
-        indptr, indices, data = s["indptr"], s["indices"], s["data"]
-        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in self.term_ids(query).tolist()]
-        spans = [(a, b) for a, b in spans if b > a]
-        if not spans:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows = np.concatenate([indices[a:b] for a, b in spans])
-        vals = np.concatenate([data[a:b] for a, b in spans])
-        unique, inverse = np.unique(rows, return_inverse=True)
-        summed = np.zeros(unique.size, dtype=np.float32)
-        np.add.at(summed, inverse, vals)
-        return unique.astype(np.int64), summed
+        return self._scorer.sorted_scores(*self._terms(query))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row (float32, length ``num_docs``)."""
-        rows, vals = self.sparse_scores(query)
+        rows, vals = self._scorer.score(*self._terms(query))
         out = np.zeros(self.num_docs, dtype=np.float32)
         out[rows] = vals
         return out
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows with a positive score among rows allowed by ``mask`` (bool, or None = all)."""
-        return top_sparse(self.sparse_scores(query), k, mask)
+        return top_rows(*self._scorer.score(*self._terms(query)), k, mask)
+
+    def search_many(
+        self, queries: Sequence[str], k: int, mask: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``search`` for each query (every query is length-checked before any is scored)."""
+        terms = [self._terms(q) for q in queries]
+        return [top_rows(*self._scorer.score(t, w), k, mask) for t, w in terms]
 
 
 def top_sparse(
     sparse: tuple[np.ndarray, np.ndarray], k: int, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` of sparse ``(rows, scores)`` with a positive score, among rows allowed by ``mask``."""
-    rows, vals = sparse
-    keep = vals > 0
-    if mask is not None:
-        keep &= mask[rows]
-    rows, vals = rows[keep], vals[keep]
-    pick, best = topk(vals, k)
-    return rows[pick], best
+    return top_rows(*sparse, k, mask)
 
 
 def lookup(sparse: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:

@@ -19,17 +19,19 @@ from a chunk can be found in the source. The same input and config always give t
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..config import ChunkConfig
 from ..errors import ConfigError, DependencyMissingError
 from ..types import Chunk, Document, Section, chunk_id_for
 
-__all__ = ["Chunker", "default_tokenizer_path", "split_sentences"]
+__all__ = ["Chunker", "WordCounter", "default_tokenizer_path", "split_sentences"]
 
 # Sentence ends: ., ! or ? (optionally followed by a closing quote/bracket) then whitespace, then a
 # capital, digit or opening bracket. Abbreviations are vetoed below.
@@ -94,6 +96,60 @@ def _load_tokenizer(path: str):  # type: ignore[no-untyped-def]
     return tok
 
 
+# BertPreTokenizer on ASCII text: runs of letters/digits, and every ASCII punctuation character alone
+# (whitespace separates; control characters are dropped by BertNormalizer's clean_text).
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+_ASCII_PUNCT = bytes(c for c in range(33, 127) if not chr(c).isalnum())
+_ASCII_CONTROL = bytes(c for c in (*range(32), 127) if chr(c) not in "\t\n\r")
+_CACHE_WORDS = 1_000_000
+
+
+class WordCounter:
+    """Exact WordPiece token counts of ASCII text: pre-tokens by regex, piece counts per word from a cache.
+
+    A WordPiece model tokenizes every pre-token on its own, so a text's count is the sum of its words'
+    counts; each distinct word is encoded once. Text holding a special token's literal (``[CLS]``…), a
+    control character or any non-ASCII character is not counted here (``count`` returns None).
+    """
+
+    def __init__(self, tok: Any, lowercase: bool, specials: tuple[str, ...]) -> None:
+        self._tok = tok
+        self._lower = lowercase
+        self._specials = specials
+        self._cache: dict[str, int] = {}
+
+    def count(self, text: str) -> int | None:
+        if not text.isascii() or any(s in text for s in self._specials):
+            return None
+        raw = text.encode("ascii")
+        if len(raw.translate(None, _ASCII_CONTROL)) != len(raw):
+            return None  # clean_text deletes control characters, joining the words around them
+        punct = len(raw) - len(raw.translate(None, _ASCII_PUNCT))  # one token each
+        words = _ASCII_WORD.findall(text)
+        cache = self._cache
+        try:
+            return punct + sum(map(cache.__getitem__, words))
+        except KeyError:
+            if len(cache) > _CACHE_WORDS:
+                cache.clear()
+            encode = self._tok.encode
+            for w in set(words).difference(cache):
+                cache[w] = len(encode(w.lower() if self._lower else w, add_special_tokens=False).ids)
+            return punct + sum(map(cache.__getitem__, words))
+
+
+@lru_cache(maxsize=4)
+def _word_counter(path: str) -> WordCounter | None:
+    """A ``WordCounter`` when the tokenizer is BERT-style WordPiece, else None."""
+    tok = _load_tokenizer(path)
+    spec = json.loads(tok.to_str())
+    norm, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec.get("model") or {}
+    if (norm.get("type"), pre.get("type"), model.get("type")) != ("BertNormalizer", "BertPreTokenizer", "WordPiece"):
+        return None
+    specials = tuple(t["content"] for t in spec.get("added_tokens", []) if t.get("content"))
+    return WordCounter(tok, bool(norm.get("lowercase", True)), specials)
+
+
 @dataclass(frozen=True)
 class _Unit:
     """A sentence (or heading line) of a section, with its token span."""
@@ -109,15 +165,32 @@ class _Unit:
 
 
 class Chunker:
-    """Splits Documents into Chunks by ``ChunkConfig``. Thread-safe; cheap to construct after the first."""
+    """Splits Documents into Chunks by ``ChunkConfig``. Thread-safe; cheap to construct after the first.
+
+    Section sizes are exact token counts. For a BERT-style WordPiece tokenizer (``tokenizer.json`` with a
+    BertNormalizer, BertPreTokenizer and WordPiece model) and ASCII text they come from ``WordCounter`` (a
+    regex split into the same pre-tokens and a per-word cache of piece counts), without running the
+    tokenizer on the whole text; other text and tokenizers are encoded. The tokenizer runs with offsets
+    only on sections that must be split.
+    """
 
     def __init__(self, config: ChunkConfig | None = None) -> None:
         self.config = config or ChunkConfig()
         path = self.config.tokenizer or str(default_tokenizer_path())
         self._tok = _load_tokenizer(path)
+        self._counter = _word_counter(path)
         self.tokenizer_path = path
 
+    @property
+    def counting(self) -> str:
+        """How section sizes are counted (recorded in the corpus manifest)."""
+        return "wordpiece-ascii-word-cache/v1" if self._counter is not None else "encode"
+
     def count_tokens(self, text: str) -> int:
+        if self._counter is not None:
+            n = self._counter.count(text)
+            if n is not None:
+                return n
         return len(self._tok.encode(text, add_special_tokens=False).ids)
 
     def chunk(self, doc: Document, *, inline_headings: bool = False) -> list[Chunk]:
@@ -146,8 +219,7 @@ class Chunker:
     def _pieces(self, sections: list[Section]) -> Iterator[tuple[str, str]]:
         """(heading, text) of every chunk: whole sections merged while they fit, long ones packed."""
         limit = self.config.max_tokens
-        encoded = [self._units(s.text) for s in sections]
-        sizes = [sum(u.tokens for u in units) for units, _ in encoded]
+        sizes = [self.count_tokens(s.text) for s in sections]
         group: list[int] = []  # indices of whole sections merged into the current chunk
         group_tokens = 0
         for i, size in enumerate(sizes):
@@ -155,7 +227,7 @@ class Chunker:
                 if group:
                     yield _merge(sections, group)
                     group, group_tokens = [], 0
-                yield from self._pack(sections[i], *encoded[i])
+                yield from self._pack(sections[i], *self._units(sections[i].text))
                 continue
             if group and group_tokens + size > limit:
                 yield _merge(sections, group)
@@ -165,19 +237,38 @@ class Chunker:
         if group:
             yield _merge(sections, group)
 
-    def _units(self, text: str) -> tuple[list[_Unit], list[tuple[int, int]]]:
-        """Sentence units of ``text`` with token spans, and the token character offsets."""
+    def _units(self, text: str) -> tuple[list[_Unit], list[tuple[int, int]] | None]:
+        """Sentence units of ``text`` with token spans, and the token character offsets.
+
+        With a ``WordCounter`` the units are counted sentence by sentence and no offsets are returned
+        (None): an over-long sentence is then encoded on its own (``_sentence_offsets``).
+        """
+        spans = split_sentences(text)
+        if self._counter is not None and text.isascii():
+            counts = [self._counter.count(text[a:b]) for a, b in spans]
+            if None not in counts:
+                units, t = [], 0
+                for (a, b), n in zip(spans, counts, strict=True):
+                    units.append(_Unit(a, b, t, t + n))  # type: ignore[operator]
+                    t += n  # type: ignore[operator]
+                return units, None
         enc = self._tok.encode(text, add_special_tokens=False)
         starts = [a for a, _ in enc.offsets]
         units = []
-        for a, b in split_sentences(text):
+        for a, b in spans:
             t0 = bisect.bisect_left(starts, a)
             t1 = bisect.bisect_left(starts, b)
             units.append(_Unit(a, b, t0, t1))
         return units, enc.offsets
 
+    def _sentence_offsets(self, text: str, unit: _Unit) -> tuple[_Unit, list[tuple[int, int]]]:
+        """``unit`` re-based on its own encoding, with that encoding's offsets in ``text`` coordinates."""
+        enc = self._tok.encode(text[unit.start : unit.end], add_special_tokens=False)
+        offsets = [(unit.start + a, unit.start + b) for a, b in enc.offsets]
+        return _Unit(unit.start, unit.end, 0, len(offsets)), offsets
+
     def _pack(
-        self, section: Section, units: list[_Unit], offsets: list[tuple[int, int]]
+        self, section: Section, units: list[_Unit], offsets: list[tuple[int, int]] | None
     ) -> Iterator[tuple[str, str]]:
         """Greedy sentence packing of one long section with whole-sentence overlap."""
         limit, overlap = self.config.max_tokens, self.config.overlap_tokens
@@ -188,7 +279,8 @@ class Chunker:
                 if current:
                     yield section.heading, _slice(section.text, current)
                     current, tokens = [], 0
-                yield from ((section.heading, t) for t in _split_long(section.text, unit, offsets, limit, overlap))
+                own, offs = (unit, offsets) if offsets is not None else self._sentence_offsets(section.text, unit)
+                yield from ((section.heading, t) for t in _split_long(section.text, own, offs, limit, overlap))
                 continue
             if current and tokens + unit.tokens > limit:
                 yield section.heading, _slice(section.text, current)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
@@ -314,6 +315,10 @@ class Corpus:
         self.paths = tuple(paths)
         self.manifests = tuple(manifests)
         self.table = table
+        # Row fetching in O(k): the memory-mapped record batches and the corpus row each one starts at.
+        self._batches = table.to_batches()
+        sizes = np.fromiter((b.num_rows for b in self._batches), dtype=np.int64, count=len(self._batches))
+        self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -365,11 +370,26 @@ class Corpus:
         table = self.table.select(list(columns)) if columns else self.table
         yield from table.to_batches(max_chunksize=batch_size)
 
-    def take(self, rows: Sequence[int]) -> list[Chunk]:
-        """Chunks at the given corpus row numbers, in the order given."""
-        if len(rows) == 0:
+    def take(self, rows: Sequence[int] | np.ndarray) -> list[Chunk]:
+        """Chunks at the given corpus row numbers, in the order given.
+
+        Costs O(k): each row is located in its record batch (binary search over batch starts) and only
+        those rows are read from the memory-mapped shards, however large the corpus.
+        """
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if wanted.size == 0:
             return []
-        return batch_to_chunks(self.table.take(pa.array(rows, type=pa.int64())))
+        if wanted.min() < 0 or wanted.max() >= self.num_rows:
+            raise IndexError(f"row out of range [0, {self.num_rows})")
+        which = np.searchsorted(self._starts, wanted, side="right") - 1
+        local = wanted - self._starts[which]
+        out: list[Chunk | None] = [None] * wanted.size
+        for b in np.unique(which).tolist():
+            at = np.flatnonzero(which == b)
+            part = self._batches[b].take(pa.array(local[at]))
+            for i, chunk in zip(at.tolist(), batch_to_chunks(part), strict=True):
+                out[i] = chunk
+        return out  # type: ignore[return-value]
 
     def chunk(self, row: int) -> Chunk:
         if not 0 <= row < self.num_rows:

@@ -146,7 +146,7 @@ class HybridRetriever:
         if not queries:
             return []
         if self.mode == "bm25":
-            return [self.bm25.search(q, k, mask) for q in queries]
+            return self.bm25.search_many(queries, k, mask)
         vectors = self._dense_part().encode(queries)
         depth = k if self.mode == "dense" else max(k, self.fusion.depth)
         dense_hits = self._dense_rows(vectors, depth, mask)

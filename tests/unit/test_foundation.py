@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from medrag.config import ChunkConfig
@@ -135,3 +136,17 @@ def test_filters_parse_and_validate():
     with pytest.raises(ValueError):
         check_k(0)
     assert check_k(5) == 5
+
+
+def test_corpus_take_reads_rows_in_any_order_across_shards(tmp_path):
+    chunks = _chunks(23)
+    corpus = write_corpus(tmp_path / "c", chunks, source="test", shard_rows=5)
+    assert len(corpus._batches) >= 5
+    rows = [22, 0, 5, 4, 5, 17, 9]
+    assert corpus.take(rows) == [chunks[r] for r in rows]
+    assert corpus.take(np.array([3])) == [chunks[3]]
+    assert corpus.take([]) == []
+    with pytest.raises(IndexError):
+        corpus.take([23])
+    with pytest.raises(IndexError):
+        corpus.take([-1])

@@ -109,3 +109,44 @@ def test_sparse_scores_and_lookup_agree_with_the_dense_vector(tmp_path):
         np.testing.assert_array_equal(vals, full[rows])
         probe = np.arange(len(DOCS))
         np.testing.assert_array_equal(lookup((rows, vals), probe), full)
+
+
+def test_repeated_terms_collapse_to_weights_and_read_postings_once(tmp_path):
+    import time
+
+    index = _build(tmp_path, BM25Config(), [DOCS])
+    single = index.scores("gout therapy")
+    t = time.perf_counter()
+    repeated = index.scores("gout therapy " * 7000)  # ~90,000 characters, 14,000 terms, 2 distinct
+    assert time.perf_counter() - t < 1.0
+    np.testing.assert_allclose(repeated, single * 7000, rtol=1e-5)
+    terms, weights = index.query_terms("gout gout therapy gout")
+    assert terms.tolist() == [index.vocab["gout"], index.vocab["therapi"]] and weights.tolist() == [3.0, 1.0]
+    # the same ranking as counting each repetition (bm25s, rank-bm25)
+    np.testing.assert_allclose(index.scores("gout gout therapy"), 2 * index.scores("gout") + index.scores("therapy"),
+                               rtol=1e-6)
+
+
+def test_a_megabyte_query_is_refused_quickly_with_one_line(tmp_path):
+    import time
+
+    from medrag.errors import QueryError
+
+    index = _build(tmp_path, BM25Config(), [DOCS])
+    t = time.perf_counter()
+    with pytest.raises(QueryError, match=r"^query has 1,250,000 characters; the limit is 100,000") as err:
+        index.search("gout " * 250_000, 10)
+    assert time.perf_counter() - t < 0.5 and "\n" not in str(err.value)
+    with pytest.raises(QueryError):  # a batch is checked before any query is scored
+        index.search_many(["gout", "gout " * 250_000], 10)
+
+
+def test_search_many_equals_search_and_dense_order(tmp_path):
+    index = _build(tmp_path, BM25Config(), [DOCS])
+    many = index.search_many(QUERIES, 3)
+    for query, (rows, scores) in zip(QUERIES, many, strict=True):
+        one_rows, one_scores = index.search(query, 3)
+        assert rows.tolist() == one_rows.tolist() and scores.tolist() == one_scores.tolist()
+        full = index.scores(query)
+        expected = sorted(np.flatnonzero(full > 0), key=lambda i: (-full[i], i))[:3]
+        assert rows.tolist() == expected

@@ -1,0 +1,128 @@
+"""BM25 query scoring: work proportional to the query's postings, bounded by design.
+
+A query becomes distinct vocabulary terms with weights (a repeated term counts ``n`` times its score, as in
+bm25s and rank-bm25, but its postings are read once). Scores are accumulated into a per-thread dense buffer
+the size of the corpus that is never scanned: only the rows a posting touched are read back and reset, so
+the cost of a query is its postings plus a top-k over the rows they touched, whatever the corpus size.
+
+Bounds (issue 15): a query longer than ``MAX_QUERY_CHARS`` characters is a ``QueryError``; at most
+``MAX_QUERY_TERMS`` distinct terms are scored (the first ones in query order), so one request's work is
+bounded by that many posting lists.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..errors import QueryError
+from .tokenizer import BiomedicalTokenizer
+
+__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "QueryTerms", "PostingScorer", "top_rows"]
+
+MAX_QUERY_CHARS = 100_000
+MAX_QUERY_TERMS = 1024
+
+
+def check_length(query: str) -> None:
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"query has {len(query):,} characters; the limit is {MAX_QUERY_CHARS:,} (shorten it)")
+
+
+class QueryTerms:
+    """Text -> (distinct term ids in first-occurrence order, float32 weights = repeat counts)."""
+
+    def __init__(self, tokenizer: BiomedicalTokenizer, vocab: Mapping[str, int]) -> None:
+        self.tokenizer = tokenizer
+        self.vocab = vocab
+
+    def __call__(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        check_length(query)
+        counts: dict[int, int] = {}
+        vocab = self.vocab
+        for term in self.tokenizer.analyze(query):
+            tid = vocab.get(term)
+            if tid is not None:
+                counts[tid] = counts.get(tid, 0) + 1
+        if len(counts) > MAX_QUERY_TERMS:
+            counts = dict(list(counts.items())[:MAX_QUERY_TERMS])
+        terms = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        weights = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        return terms, weights
+
+
+class PostingScorer:
+    """Sparse BM25 scores from the CSC arrays (``indptr``, ``indices``, ``data``) of a bm25s index."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, num_docs: int) -> None:
+        self.indptr = np.asarray(indptr)
+        self.indices = indices
+        self.data = data
+        self.num_docs = num_docs
+        self._local = threading.local()
+
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        bufs = getattr(self._local, "bufs", None)
+        if bufs is None:
+            bufs = (np.zeros(self.num_docs, dtype=np.float32), np.zeros(self.num_docs, dtype=np.int32))
+            self._local.bufs = bufs
+        return bufs
+
+    def score(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, scores)`` of every row sharing a term; rows unique but NOT sorted."""
+        starts = self.indptr[terms]
+        ends = self.indptr[terms + 1]
+        live = np.flatnonzero(ends > starts)
+        if live.size == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if live.size == 1:
+            i = int(live[0])
+            a, b = int(starts[i]), int(ends[i])
+            vals = np.asarray(self.data[a:b])
+            if weights[i] != 1:
+                vals = vals * weights[i]
+            return np.asarray(self.indices[a:b]).astype(np.int64), vals.astype(np.float32, copy=False)
+        acc, slot = self._buffers()
+        parts = []
+        for i in live.tolist():
+            a, b = int(starts[i]), int(ends[i])
+            rows = np.asarray(self.indices[a:b])
+            vals = np.asarray(self.data[a:b])
+            acc[rows] += vals if weights[i] == 1 else vals * weights[i]  # rows are unique within a term
+            parts.append(rows)
+        touched = np.concatenate(parts)
+        order = np.arange(touched.size, dtype=np.int32)
+        slot[touched] = order  # the last write wins for a repeated row: keep exactly one position per row
+        rows = touched[slot[touched] == order]
+        scores = acc[rows]
+        acc[rows] = 0.0
+        return rows.astype(np.int64), scores
+
+    def sorted_scores(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``score`` with rows sorted ascending (for lookups by row)."""
+        rows, scores = self.score(terms, weights)
+        order = np.argsort(rows, kind="stable")
+        return rows[order], scores[order]
+
+
+def top_rows(
+    rows: np.ndarray, scores: np.ndarray, k: int, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` positive-scored ``rows`` (allowed by ``mask``), best first; ties go to the lower row."""
+    keep = scores > 0
+    if mask is not None:
+        keep &= mask[rows]
+    if not keep.all():
+        rows, scores = rows[keep], scores[keep]
+    n = scores.size
+    if n == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    if k < n:
+        kth = np.partition(scores, n - k)[n - k]  # keep every row tied with the k-th best
+        cand = np.flatnonzero(scores >= kth)
+        rows, scores = rows[cand], scores[cand]
+    order = np.lexsort((rows, -scores.astype(np.float64)))[:k]
+    return rows[order].astype(np.int64), scores[order].astype(np.float32)
+
