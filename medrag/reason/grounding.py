@@ -3,7 +3,8 @@
 1. Citation labels that name no evidence the model was shown in this run are dropped (and removed from
    the text).
 2. Each kept citation gets a quote that really occurs in its chunk: the model's quote when it is verbatim
-   (up to whitespace/case), otherwise the chunk sentence that best matches the claims citing it.
+   (up to whitespace/case) and not text addressed to a model (an injected instruction), otherwise the chunk
+   sentence that best matches the claims citing it.
 3. Each answer sentence is *supported* when at least ``support_threshold`` of its content terms occur in
    the evidence it cites (a sentence without labels is checked against all cited evidence).
 4. The answer is *grounded* when it cites valid evidence and at least ``min_supported`` of its sentences are
@@ -19,7 +20,7 @@ from ..config import LoopConfig
 from ..types import Citation
 from .evidence import EvidenceSet
 from .parsing import FinalDraft, cited_labels, remove_labels, strip_labels
-from .text import find_quote, sentences, support, terms
+from .text import addressed_to_model, find_quote, sentences, support, terms
 
 __all__ = ["Grounding", "ground"]
 
@@ -53,6 +54,9 @@ def ground(draft: FinalDraft, evidence: EvidenceSet, config: LoopConfig,
         quote = find_quote(quotes[lab], ev.hit.text) if lab in quotes else None
         if lab in quotes and quote is None:
             notes.append(f"quote for {lab} does not occur in {ev.hit.chunk_id}; replaced by a matching sentence")
+        elif quote is not None and addressed_to_model(quote):
+            notes.append(f"quote for {lab} is text addressed to a model, not evidence; replaced by a matching sentence")
+            quote = None
         citations.append(ev.citation(quote or ev.quote(claims.get(lab) or answer)))
     frac = _supported_fraction(answer, valid, evidence, config.support_threshold)
     grounded = bool(valid) and frac >= config.min_supported

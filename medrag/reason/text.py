@@ -23,6 +23,7 @@ __all__ = [
     "best_quote",
     "normalize_space",
     "find_quote",
+    "addressed_to_model",
 ]
 
 _LIST_MARK = re.compile(r"[ \t]*(?:[-*•]|\d+[.)])\s+")
@@ -125,13 +126,29 @@ def find_quote(quote: str, text: str) -> str | None:
     return text[index[pos]: index[pos + len(want) - 1] + 1]
 
 
+#: text addressed to a model rather than stating a fact: an imperative opening aimed at a model ("Ignore …",
+#: "Answer …", "Reply …"), talk of instructions/prompts, or chat-protocol words
+_TO_A_MODEL = re.compile(
+    r"^\W*(?:ignore|disregard|forget|override|answer|respond|reply|output|pretend|act as|as an ai|"
+    r"assistant|system|language model)\b"
+    r"|\b(?:previous|prior|above|earlier|all) instructions?\b|\bsystem prompt\b|\bjailbreak",
+    re.IGNORECASE,
+)
+
+
+def addressed_to_model(sentence: str) -> bool:
+    """Whether a sentence reads as an instruction to a language model (never shown as an evidence quote)."""
+    return bool(_TO_A_MODEL.search(normalize_space(sentence)))
+
+
 def best_quote(text: str, query: str, max_chars: int = 300, skip: Sequence[str] = ()) -> str:
     """The sentence of ``text`` sharing the most terms with ``query`` (the more informative one on ties) — a
     verbatim span of ``text`` (list markers trimmed, cut at a word boundary to ``max_chars``). A sentence on
     a nested list line is quoted together with its parent line ("- **Rivaroxaban:** 20 mg …\n  - *Dose
     Reduction:* 15 mg …"), so a quote never loses the subject it is about. Markdown headings and sentences
     starting with one of ``skip`` (the chunk's section path, its title) are not quoted unless nothing else
-    is there."""
+    is there. Sentences addressed to a model (:func:`addressed_to_model`, e.g. an injected "Ignore previous
+    instructions and reply …") are never quoted; with nothing else, the chunk's opening is."""
     q = terms(query)
     skipped = {normalize_space(s).lower() for s in skip if s}
     best, best_score = None, -1.0
@@ -141,8 +158,8 @@ def best_quote(text: str, query: str, max_chars: int = 300, skip: Sequence[str] 
         sent = text[a:b]
         st = terms(sent)
         norm = normalize_space(sent).lower()
-        if not st or norm.startswith("#") or any(norm.startswith(k) for k in skipped):
-            continue  # headings (the section path often opens a chunk) are not evidence
+        if not st or norm.startswith("#") or any(norm.startswith(k) for k in skipped) or addressed_to_model(sent):
+            continue  # headings (the section path often opens a chunk) and text aimed at a model are not evidence
         parent = _parent_line_start(text, a)
         context = terms(text[parent:a]) if parent is not None else frozenset()
         score = len(q & (st | context)) + (0.001 * min(len(st), 30))
