@@ -127,7 +127,7 @@ def find_quote(quote: str, text: str) -> str | None:
 
 
 #: text addressed to a model rather than stating a fact: an imperative opening aimed at a model ("Ignore …",
-#: "Answer …", "Reply …"), talk of instructions/prompts, or chat-protocol words
+#: "Answer …", "Reply …"), talk of instructions/prompts, or chat-protocol words and tags
 _TO_A_MODEL = re.compile(
     r"^\W*(?:ignore|disregard|forget|override|answer|respond|reply|output|pretend|act as|as an ai|"
     r"assistant|system|language model)\b"
@@ -135,10 +135,16 @@ _TO_A_MODEL = re.compile(
     re.IGNORECASE,
 )
 
+#: the tags the loops and chat templates react to, planted in a passage (raw or already neutralised)
+_PROTOCOL_TAG = re.compile(r"[<‹]\s*/?\s*(?:search|answer|evidence|data|think|information|results|system|user|"
+                           r"assistant|followup)\s*>", re.IGNORECASE)
+
 
 def addressed_to_model(sentence: str) -> bool:
     """Whether a sentence reads as an instruction to a language model (never shown as an evidence quote)."""
-    return bool(_TO_A_MODEL.search(normalize_space(sentence)))
+    if _PROTOCOL_TAG.search(sentence):
+        return True
+    return bool(_TO_A_MODEL.search(normalize_space(re.sub(r"[<‹][^<>‹]{0,40}>", " ", sentence))))
 
 
 def best_quote(text: str, query: str, max_chars: int = 300, skip: Sequence[str] = ()) -> str:
@@ -148,25 +154,28 @@ def best_quote(text: str, query: str, max_chars: int = 300, skip: Sequence[str] 
     Reduction:* 15 mg …"), so a quote never loses the subject it is about. Markdown headings and sentences
     starting with one of ``skip`` (the chunk's section path, its title) are not quoted unless nothing else
     is there. Sentences addressed to a model (:func:`addressed_to_model`, e.g. an injected "Ignore previous
-    instructions and reply …") are never quoted; with nothing else, the chunk's opening is."""
+    instructions and reply …") are never quoted; with nothing else, the first other sentence is (or "")."""
     q = terms(query)
     skipped = {normalize_space(s).lower() for s in skip if s}
-    best, best_score = None, -1.0
+    best, best_score, plain = None, -1.0, None
     for a, b in split_sentences(text):
         m = _LIST_MARK.match(text, a)
         a = m.end() if m else a
         sent = text[a:b]
         st = terms(sent)
         norm = normalize_space(sent).lower()
-        if not st or norm.startswith("#") or any(norm.startswith(k) for k in skipped) or addressed_to_model(sent):
-            continue  # headings (the section path often opens a chunk) and text aimed at a model are not evidence
+        if addressed_to_model(sent):
+            continue  # text aimed at a model is never evidence
+        plain = plain or (a, b)
+        if not st or norm.startswith("#") or any(norm.startswith(k) for k in skipped):
+            continue  # headings (the section path often opens a chunk) are quoted only when nothing else is
         parent = _parent_line_start(text, a)
         context = terms(text[parent:a]) if parent is not None else frozenset()
         score = len(q & (st | context)) + (0.001 * min(len(st), 30))
         if score > best_score:
             best, best_score = (a, b), score
     if best is None:
-        return _cut(text.strip(), max_chars)
+        return _cut(text[plain[0]:plain[1]].strip() if plain else "", max_chars)
     a, b = best
     parent = _parent_line_start(text, a)
     if parent is not None and b - parent <= 2 * max_chars:
