@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "eval" / ".cache" / "bench"
+WORK = Path(os.environ.get("MEDRAG_BENCH_WORK", ROOT / "eval" / ".cache" / "bench"))
 DIM = 384
 
 # ------------------------------------------------------------------------------------ synthetic text

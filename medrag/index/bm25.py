@@ -242,14 +242,14 @@ class BM25Index:
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows with a positive score among rows allowed by ``mask`` (bool, or None = all)."""
-        return top_rows(*self._scorer.score(*self._terms(query)), k, mask)
+        return self._scorer.top(*self._terms(query), k, mask)
 
     def search_many(
         self, queries: Sequence[str], k: int, mask: np.ndarray | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``search`` for each query (every query is length-checked before any is scored)."""
         terms = [self._terms(q) for q in queries]
-        return [top_rows(*self._scorer.score(t, w), k, mask) for t, w in terms]
+        return [self._scorer.top(t, w, k, mask) for t, w in terms]
 
 
 def top_sparse(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -57,21 +58,53 @@ class PostingScorer:
     """Sparse BM25 scores from the CSC arrays (``indptr``, ``indices``, ``data``) of a bm25s index."""
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, num_docs: int) -> None:
+        # plain ndarray views of the (memory-mapped) arrays: memmap subclass slicing is slower
         self.indptr = np.asarray(indptr)
-        self.indices = indices
-        self.data = data
+        self.indices = np.asarray(indices)
+        self.data = np.asarray(data)
         self.num_docs = num_docs
         self._local = threading.local()
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """This thread's score accumulator (all zeros between queries) and row scratch, one slot per row."""
         bufs = getattr(self._local, "bufs", None)
         if bufs is None:
             bufs = (np.zeros(self.num_docs, dtype=np.float32), np.zeros(self.num_docs, dtype=np.int32))
             self._local.bufs = bufs
         return bufs
 
+    def _seen(self) -> np.ndarray:
+        seen = getattr(self._local, "seen", None)
+        if seen is None:
+            seen = self._local.seen = np.zeros(self.num_docs, dtype=np.uint8)
+        return seen
+
     def score(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, scores)`` of every row sharing a term; rows unique but NOT sorted."""
+        kernels = _kernels()
+        if kernels is not None:
+            acc, slot = self._buffers()
+            n = kernels.accumulate(self.indptr, self.indices, self.data, terms, weights, acc, slot, self._seen())
+            touched = slot[:n].astype(np.int64)
+            scores = acc[touched]
+            acc[touched] = 0.0
+            return touched, scores
+        return self._score_numpy(terms, weights)
+
+    def top(
+        self, terms: np.ndarray, weights: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``top_rows(*self.score(terms, weights), k, mask)``, fused into one numba call for small ``k``."""
+        kernels = _kernels()
+        if kernels is None or k > _SMALL_K:
+            return top_rows(*self.score(terms, weights), k, mask)
+        acc, slot = self._buffers()
+        rows, scores = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.float32)
+        m = kernels.search(self.indptr, self.indices, self.data, terms, weights, acc, slot, self._seen(),
+                           _NO_MASK if mask is None else mask, k, rows, scores)
+        return rows[:m], scores[:m]
+
+    def _score_numpy(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts = self.indptr[terms]
         ends = self.indptr[terms + 1]
         live = np.flatnonzero(ends > starts)
@@ -126,3 +159,19 @@ def top_rows(
     order = np.lexsort((rows, -scores.astype(np.float64)))[:k]
     return rows[order].astype(np.int64), scores[order].astype(np.float32)
 
+
+
+_KERNELS: list[Any] = []
+_SMALL_K = 64  # the fused numba top-k keeps a sorted array of k: used up to this k
+_NO_MASK = np.zeros(0, dtype=bool)
+
+
+def _kernels() -> Any:
+    """The numba-compiled kernels module (compiled once, cached on disk), or None without numba."""
+    if not _KERNELS:
+        try:
+            from . import _bm25_kernel as kernels
+        except ImportError:  # numba missing or unusable here: the numpy path gives the same results
+            kernels = None  # type: ignore[assignment]
+        _KERNELS.append(kernels)
+    return _KERNELS[0]

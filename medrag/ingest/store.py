@@ -12,6 +12,7 @@ document index every index (BM25 and FAISS alike) refers to.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -27,7 +28,8 @@ import pyarrow.ipc as ipc
 from .._version import __version__
 from ..errors import CorpusError
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint, read_manifest, sha256_file
-from ..types import Chunk, Metadata
+from ..types import Chunk, Hit, Metadata
+from .rows import BatchRows
 
 __all__ = [
     "CORPUS_FORMAT_VERSION",
@@ -319,6 +321,8 @@ class Corpus:
         self._batches = table.to_batches()
         sizes = np.fromiter((b.num_rows for b in self._batches), dtype=np.int64, count=len(self._batches))
         self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._start_list: list[int] = self._starts.tolist()
+        self._readers: list[BatchRows | None] = [None] * len(self._batches)
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -374,22 +378,31 @@ class Corpus:
         """Chunks at the given corpus row numbers, in the order given.
 
         Costs O(k): each row is located in its record batch (binary search over batch starts) and only
-        those rows are read from the memory-mapped shards, however large the corpus.
+        that row is decoded from the memory-mapped shard buffers (``rows.BatchRows``), whatever the corpus size.
         """
-        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
-        if wanted.size == 0:
-            return []
-        if wanted.min() < 0 or wanted.max() >= self.num_rows:
-            raise IndexError(f"row out of range [0, {self.num_rows})")
-        which = np.searchsorted(self._starts, wanted, side="right") - 1
-        local = wanted - self._starts[which]
-        out: list[Chunk | None] = [None] * wanted.size
-        for b in np.unique(which).tolist():
-            at = np.flatnonzero(which == b)
-            part = self._batches[b].take(pa.array(local[at]))
-            for i, chunk in zip(at.tolist(), batch_to_chunks(part), strict=True):
-                out[i] = chunk
-        return out  # type: ignore[return-value]
+        return [reader.chunk(i) for reader, i in self._locate(rows)]
+
+    def hits(self, rows: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> list[Hit]:
+        """``Hit``s (rank 1..k) for corpus ``rows`` and their ``scores``, read like ``take``."""
+        values = np.asarray(scores, dtype=np.float64).tolist()
+        return [
+            reader.hit(i, s, rank)
+            for rank, ((reader, i), s) in enumerate(zip(self._locate(rows), values, strict=True), start=1)
+        ]
+
+    def _locate(self, rows: Sequence[int] | np.ndarray) -> list[tuple[BatchRows, int]]:
+        wanted = rows.tolist() if isinstance(rows, np.ndarray) else list(rows)
+        starts, readers, total = self._start_list, self._readers, self.num_rows
+        out = []
+        for row in wanted:
+            if not 0 <= row < total:
+                raise IndexError(f"row {row} out of range [0, {total})")
+            b = bisect.bisect_right(starts, row) - 1
+            reader = readers[b]
+            if reader is None:
+                reader = readers[b] = BatchRows(self._batches[b])
+            out.append((reader, row - starts[b]))
+        return out
 
     def chunk(self, row: int) -> Chunk:
         if not 0 <= row < self.num_rows:

@@ -185,14 +185,7 @@ class HybridRetriever:
         return rank(candidates, fused, k)
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        chunks = self.corpus.take(rows.tolist())
-        return [
-            Hit(
-                chunk_id=c.chunk_id, doc_id=c.doc_id, score=float(s), rank=i, text=c.text, title=c.title,
-                section=c.section, source=c.source, metadata=c.metadata,
-            )
-            for i, (c, s) in enumerate(zip(chunks, scores.tolist(), strict=True), start=1)
-        ]
+        return self.corpus.hits(rows, scores)
 
 
 def load_index(

@@ -150,3 +150,20 @@ def test_search_many_equals_search_and_dense_order(tmp_path):
         full = index.scores(query)
         expected = sorted(np.flatnonzero(full > 0), key=lambda i: (-full[i], i))[:3]
         assert rows.tolist() == expected
+
+
+def test_numba_and_numpy_paths_agree(tmp_path, monkeypatch):
+    pytest.importorskip("numba")
+    from medrag.index import bm25_query
+
+    assert bm25_query._kernels() is not None
+
+    index = _build(tmp_path, BM25Config(), [DOCS * 3])
+    mask = np.arange(len(DOCS) * 3) % 2 == 0
+    queries = [*QUERIES, "atrial atrial fibrillation stroke stroke therapy", "zzzz"]
+    fused = [(index.search(q, 4), index.search(q, 4, mask), index.sparse_scores(q)) for q in queries]
+    monkeypatch.setattr(bm25_query, "_KERNELS", [None])  # numba unavailable: the numpy path
+    for q, (top, masked, sparse) in zip(queries, fused, strict=True):
+        for a, b in ((top, index.search(q, 4)), (masked, index.search(q, 4, mask)), (sparse, index.sparse_scores(q))):
+            assert a[0].tolist() == b[0].tolist()
+            np.testing.assert_array_equal(a[1], b[1])

@@ -1,0 +1,214 @@
+"""BM25 head to head: medrag's public ``search()``/``batch_search()`` vs bm25s at its fastest, same run.
+
+Both sides answer the same queries over the same index and return documents:
+
+* **medrag** — ``load_index(..., mode="bm25")``; ``search(q)`` / ``batch_search(qs)`` return ``Hit`` objects with
+  text, title and metadata read from the memory-mapped Arrow corpus;
+* **bm25s fast** — bm25s' documented fast configuration: ``backend="numba"``, the index loaded in memory
+  (``mmap=False``, medrag's own saved bm25s files, so scores are identical), a fixed-vocabulary tokenizer
+  (medrag's analyzer + the index vocabulary, the same per-query cost as medrag's), ``retrieve(..., corpus=docs)``
+  returning its in-memory documents; single queries, batches (1 thread) and batches with ``n_threads=2``;
+* **bm25s slow path** (labelled, for reference — what the README used to compare against): numpy backend,
+  memory-mapped, ``bm25s.tokenize`` per query (its own tokenizer; top-10 agreement therefore lower).
+
+Rounds are interleaved (every configuration once per round) and the median of ``--rounds`` is reported,
+with medrag ÷ bm25s ratios per round (the machine may be shared: ratios are what carries over).
+``--curve`` measures ``search()`` latency end to end (tokenisation → ``Hit`` with text and metadata) at each
+size, for docs/scaling.md.
+
+    python eval/bench_bm25.py --sizes 100000 1000000 --queries 1000 --rounds 3
+    python eval/bench_bm25.py --curve 10000 100000 1000000 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_retrieval_data import WORK, make_corpus, make_queries  # noqa: E402
+
+K = 10
+BATCH = 100
+
+
+def index_dir(n: int) -> Path:
+    """A BM25-only medrag index over the synthetic corpus of ``n`` chunks (built once, then reused)."""
+    from medrag.config import IndexConfig
+    from medrag.index import build_index
+
+    out = WORK / f"bm25idx-{n}"
+    if not (out / "manifest.json").is_file():
+        build_index([make_corpus(n)], out, IndexConfig(dense=False), progress=False)
+    return out
+
+
+class Bm25sFast:
+    """bm25s, numba backend, in memory, fixed vocabulary, returning its documents."""
+
+    def __init__(self, path: Path, retriever: Any) -> None:
+        import bm25s
+
+        self.model = bm25s.BM25.load(str(path / "bm25"), mmap=False, load_corpus=False)
+        self.model.backend = "numba"
+        self.vocab = self.model.vocab_dict
+        self.analyze = retriever.bm25.tokenizer.analyze
+        table = retriever.corpus.table.select(["chunk_id", "title", "text"])
+        self.docs = table.to_pylist()
+
+    def ids(self, query: str) -> list[int]:
+        vocab = self.vocab
+        return [vocab[t] for t in self.analyze(query) if t in vocab]
+
+    def retrieve(self, queries: list[str], threads: int = 0) -> Any:
+        return self.model.retrieve([self.ids(q) for q in queries], corpus=self.docs, k=K, show_progress=False,
+                                   n_threads=threads, backend_selection="numba")
+
+
+class Bm25sSlow:
+    """The slow path: numpy backend, memory-mapped, ``bm25s.tokenize`` per query."""
+
+    def __init__(self, path: Path, docs: list[dict[str, Any]]) -> None:
+        import bm25s
+        import Stemmer
+
+        self.bm25s = bm25s
+        self.model = bm25s.BM25.load(str(path / "bm25"), mmap=True, load_corpus=False)
+        self.stemmer = Stemmer.Stemmer("english")
+        self.docs = docs
+
+    def retrieve(self, queries: list[str]) -> Any:
+        tokens = self.bm25s.tokenize(queries, stopwords="en", stemmer=self.stemmer, show_progress=False)
+        return self.model.retrieve(tokens, corpus=self.docs, k=K, show_progress=False, backend_selection="numpy")
+
+
+def _ranked(docs: Any, scores: Any) -> list[list[tuple[str, float]]]:
+    """bm25s' (documents, scores) as (chunk id, score) lists, zero-score fillers dropped."""
+    return [[(d["chunk_id"], float(s)) for d, s in zip(row, srow, strict=True) if s > 0]
+            for row, srow in zip(docs, scores, strict=True)]
+
+
+def same_top(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
+    """Same scores rank by rank and the same documents, except the order within tied scores and which of
+    the documents tied at the cut made it in."""
+    if len(a) != len(b) or any(abs(x[1] - y[1]) > 1e-5 * max(1.0, abs(x[1])) for x, y in zip(a, b, strict=True)):
+        return False
+    if not a:
+        return True
+    cut = a[-1][1]
+    above = lambda r: sorted(d for d, s in r if s > cut + 1e-5 * max(1.0, cut))  # noqa: E731
+    return above(a) == above(b)
+
+
+def _qps(fn: Any, items: list[Any], per_call: int = 1) -> float:
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return len(items) * per_call / (time.perf_counter() - start)
+
+
+def _batches(queries: list[str]) -> list[list[str]]:
+    return [queries[i: i + BATCH] for i in range(0, len(queries), BATCH)]
+
+
+def head_to_head(n: int, queries: list[str], rounds: int) -> dict[str, Any]:
+    import medrag
+
+    path = index_dir(n)
+    retriever = medrag.load_index(path, mode="bm25")
+    fast = Bm25sFast(path, retriever)
+    slow = Bm25sSlow(path, fast.docs)
+    ours = [[(h.chunk_id, h.score) for h in hits] for hits in retriever.batch_search(queries, k=K)]
+    theirs = _ranked(*fast.retrieve(queries))
+    slow_ids = _ranked(*slow.retrieve(queries[:200]))
+    batches = _batches(queries)
+    configs = {
+        "medrag search()": lambda: _qps(lambda q: retriever.search(q, k=K), queries),
+        "bm25s fast single": lambda: _qps(lambda q: fast.retrieve([q]), queries),
+        "medrag batch_search()": lambda: _qps(lambda b: retriever.batch_search(b, k=K), batches, BATCH),
+        "bm25s fast batch": lambda: _qps(fast.retrieve, batches, BATCH),
+        "bm25s fast batch 2 threads": lambda: _qps(lambda b: fast.retrieve(b, threads=2), batches, BATCH),
+        "bm25s slow path single": lambda: _qps(lambda q: slow.retrieve([q]), queries[:200]),
+    }
+    for fn in configs.values():  # warm-up (numba compilation, page cache)
+        fn()
+    per_round: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, fn in configs.items():
+            per_round[name].append(fn())
+    median = {name: statistics.median(v) for name, v in per_round.items()}
+    ratios = {
+        "single": [a / b for a, b in zip(per_round["medrag search()"], per_round["bm25s fast single"], strict=True)],
+        "batch": [a / b for a, b in zip(per_round["medrag batch_search()"], per_round["bm25s fast batch"], strict=True)],
+        "batch vs bm25s 2 threads": [a / b for a, b in zip(per_round["medrag batch_search()"],
+                                                              per_round["bm25s fast batch 2 threads"], strict=True)],
+    }
+    return {
+        "chunks": n,
+        "queries": len(queries),
+        "qps_median": median,
+        "qps_rounds": per_round,
+        "ratio_median": {k: statistics.median(v) for k, v in ratios.items()},
+        "top10_identical_fast": sum(map(same_top, ours, theirs)) / len(queries),
+        "top10_identical_slow": sum(map(same_top, ours[:200], slow_ids)) / len(slow_ids),
+    }
+
+
+def curve(sizes: list[int], queries: list[str]) -> list[dict[str, Any]]:
+    """``search()`` latency (ms) per size, end to end; sizes interleaved query by query."""
+    import medrag
+
+    retrievers = {n: medrag.load_index(index_dir(n), mode="bm25") for n in sizes}
+    for r in retrievers.values():
+        for q in queries[:50]:
+            r.search(q, k=K)
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    for q in queries:
+        for n, r in retrievers.items():
+            start = time.perf_counter()
+            hits = r.search(q, k=K)
+            times[n].append((time.perf_counter() - start) * 1000)
+            if hits and not hits[0].text:
+                raise SystemExit("hit without text")
+    out = []
+    for n in sizes:
+        t = sorted(times[n])
+        out.append({"chunks": n, "p50_ms": statistics.median(t), "p90_ms": t[int(0.9 * len(t))],
+                    "mean_ms": statistics.fmean(t)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--curve", type=int, nargs="*", help="latency curve at these sizes instead")
+    ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
+    args = ap.parse_args(argv)
+    queries = make_queries(args.queries)
+    meta = {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.curve:
+        result: Any = {"curve": curve(args.curve, queries), "machine": meta}
+        name = "bm25_curve.json"
+    else:
+        result = {"runs": [head_to_head(n, queries, args.rounds) for n in args.sizes], "machine": meta}
+        name = "bm25_vs_bm25s.json"
+    result["machine"]["loadavg_after"] = os.getloadavg()
+    (args.out / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
