@@ -45,7 +45,7 @@ def open_corpus(path: str) -> Corpus:
 
 #: lazy public API: name -> the module defining it, imported on first access (keeps ``import medrag`` light)
 _LAZY: dict[str, str] = {
-    "load_index": "medrag.retrieve.hybrid",
+    "load_index": "medrag.retrieve.load",
     "build_index": "medrag.index.build",
     "HybridRetriever": "medrag.retrieve.hybrid",
     "ask": "medrag.reason.api",

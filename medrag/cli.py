@@ -24,11 +24,16 @@ from .errors import MedragError
 _COMMANDS: dict[str, str] = {
     "corpus": "medrag.ingest.cli:corpus",
     "index": "medrag.index.cli:index",
-    "search": "medrag.index.cli:search",
+    "search": "medrag.retrieve.cli:search",
     "ask": "medrag.reason.cli:ask",
     "eval": "medrag.evaluation.cli:eval_group",
     "serve": "medrag.integrations.cli:serve",
     "mcp": "medrag.integrations.cli:mcp",
+}
+
+# group name -> commands defined in a higher layer and attached here (``index verify`` opens the index for search)
+_ATTACHED: dict[str, tuple[str, ...]] = {
+    "index": ("medrag.retrieve.cli:verify_cmd",),
 }
 
 _SHORT_HELP: dict[str, str] = {
@@ -50,6 +55,16 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
 
+def _import_command(spec: str) -> click.Command:
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except MedragError as exc:
+        raise UserError(str(exc), exc.exit_code) from exc
+    command: click.Command = getattr(module, attr)
+    return command
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
@@ -66,12 +81,13 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def _load(self, name: str) -> click.Command:
-        module_name, attr = self._lazy[name].split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except MedragError as exc:
-            raise UserError(str(exc), exc.exit_code) from exc
-        return getattr(module, attr)
+        command = _import_command(self._lazy[name])
+        if isinstance(command, click.Group):
+            for spec in _ATTACHED.get(name, ()):
+                extra = _import_command(spec)
+                if extra.name not in command.commands:
+                    command.add_command(extra)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]

@@ -53,3 +53,46 @@ def integrations_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             metadata=Metadata.from_dict(row["metadata"])))
     write_corpus(root / "corpus", chunks, source="mixed")
     return build_index([root / "corpus"], root / "index", progress=False)
+
+
+def _tiny_bert(path: Path, *, classifier: bool, seed: int) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with a character-level WordPiece vocabulary, saved as a
+    Hugging Face folder: small enough to build in a test, real enough to load through medrag's backends."""
+    import string
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    chars = list(string.ascii_lowercase + string.digits + "-.,;:()/%")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=600, num_labels=1)
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config) if classifier else BertModel(config)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT encoder folder (``AutoModel``); see ``_tiny_bert``."""
+    pytest.importorskip("transformers")
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert"), classifier=False, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_query(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny BERT (other weights, same vocabulary): the query side of an asymmetric encoder."""
+    pytest.importorskip("transformers")
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert-query"), classifier=False, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT with a 1-label classification head: a sentence-transformers CrossEncoder folder."""
+    pytest.importorskip("sentence_transformers")
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-cross"), classifier=True, seed=2)

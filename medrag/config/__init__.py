@@ -16,7 +16,19 @@ from .evaluation import (
     QAEvalConfig,
     RetrievalEvalConfig,
 )
-from .index import BM25Config, EncoderConfig, FaissConfig, FusionConfig, IndexConfig, index_config_from_dict
+from .index import (
+    ENCODER_PRESETS,
+    RERANK_PRESETS,
+    BM25Config,
+    DenseLegConfig,
+    EncoderConfig,
+    FaissConfig,
+    FusionConfig,
+    IndexConfig,
+    RerankConfig,
+    index_config_from_dict,
+    rerank_config,
+)
 from .ingest import ChunkConfig, IngestConfig
 from .llm import ASK_MODES, LLM_BACKENDS, LOOP_PRESETS, OPENAI_ENDPOINTS, LLMConfig, LoopConfig
 from .profiles import (
@@ -43,6 +55,7 @@ __all__ = [
     "load_profile_file",
     # index
     "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
+    "DenseLegConfig", "RerankConfig", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
     # scale
     "ENGINES", "ScaleConfig",
     # evaluation

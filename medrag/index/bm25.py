@@ -5,12 +5,14 @@ arrays, ``vocab.index.json``, ``params.index.json``), loaded with ``bm25s.BM25.l
 
 The build does not materialise bm25s' list-of-lists of token ids: rows are tokenised batch by batch
 (``TermIds``: each distinct word is stemmed once) and reduced at once to compact (doc, term, tf) arrays;
-idf and term-frequency components are bm25s' own scoring functions, applied to whole arrays. Peak memory is a
-small multiple of the index itself rather than of the corpus text.
+idf and term-frequency components are medrag's own formulas (``bm25_formulas``, the same as bm25s') applied to
+whole arrays, and the files are written here in bm25s' documented layout (no bm25s private API is used). Peak
+memory is a small multiple of the index itself rather than of the corpus text.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,10 +23,11 @@ import numpy as np
 
 from ..config import BM25Config
 from ..errors import IndexFormatError
+from .bm25_formulas import idf, term_weight
 from .bm25_query import PostingScorer, QueryTerms, top_rows
 from .tokenizer import BiomedicalTokenizer
 
-__all__ = ["BM25_FILES", "build_bm25", "BM25Index", "topk", "top_sparse", "lookup"]
+__all__ = ["BM25_FILES", "build_bm25", "write_bm25_files", "scored", "BM25Index", "topk", "top_sparse", "lookup"]
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +74,28 @@ class _Postings:
 
 
 def _idf(df: np.ndarray, n_docs: int, method: str) -> np.ndarray:
-    from bm25s.scoring import _build_idf_array, _select_idf_scorer
+    return idf(df, n_docs, method)
 
-    return _build_idf_array(
-        {i: int(d) for i, d in enumerate(df)}, n_docs=n_docs, compute_idf_fn=_select_idf_scorer(method)
-    )
+
+def scored(batch: _Batch, idf_array: np.ndarray, avg_len: float, config: BM25Config) -> np.ndarray:
+    """The stored BM25 score (idf x term weight, float32) of each (document, term) pair of ``batch``."""
+    doc_len = np.repeat(batch.lengths, batch.per_doc)
+    weights = term_weight(batch.tfs.astype(np.float32), doc_len, avg_len or 1.0, config.k1, config.b, config.method)
+    return (idf_array[batch.terms] * weights).astype(np.float32)
+
+
+def write_bm25_files(out: Path, arrays: dict[str, np.ndarray] | None, vocab: dict[str, int], n_docs: int,
+                     config: BM25Config) -> None:
+    """The bm25s directory layout (``bm25s.BM25.load`` reads it): CSC ``.npy`` arrays (``arrays`` None: the
+    caller writes ``data``/``indices`` itself), ``vocab.index.json``, ``params.index.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, array in (arrays or {}).items():
+        np.save(out / f"{name}.csc.index.npy", array, allow_pickle=False)
+    (out / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    params = {"k1": config.k1, "b": config.b, "delta": config.delta, "method": config.method,
+              "idf_method": config.idf_method or config.method, "dtype": "float32", "int_dtype": "int32",
+              "num_docs": n_docs, "backend": "numpy"}
+    (out / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
 
 
 def _place(batch: _Batch, first_doc: int, scores: np.ndarray, cursor: np.ndarray,
@@ -94,19 +114,16 @@ def _place(batch: _Batch, first_doc: int, scores: np.ndarray, cursor: np.ndarray
 
 
 def _csc(postings: _Postings, n_vocab: int, config: BM25Config) -> dict[str, Any]:
-    """CSC score matrix (docs x vocab) with bm25s' scoring functions, batch by batch.
+    """CSC score matrix (docs x vocab) with the BM25 formulas, batch by batch.
 
     Peak memory: the output arrays (the index itself) plus the compact per-batch pairs, which are released
     as they are placed.
     """
-    from bm25s.scoring import _select_tfc_scorer
-
     n_docs = postings.n_docs
     df = np.zeros(n_vocab, dtype=np.int64)
     for batch in postings.batches:
         df += np.bincount(batch.terms, minlength=n_vocab)
-    idf = _idf(df, n_docs, config.idf_method or config.method)
-    tfc = _select_tfc_scorer(config.method)
+    idf_array = _idf(df, n_docs, config.idf_method or config.method)
     avg_len = (postings.total_length / n_docs) if n_docs else 1.0
     indptr = np.zeros(n_vocab + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
@@ -116,10 +133,7 @@ def _csc(postings: _Postings, n_vocab: int, config: BM25Config) -> dict[str, Any
     first_doc = 0
     while postings.batches:
         batch = postings.batches.pop(0)
-        doc_len = np.repeat(batch.lengths, batch.per_doc)
-        scores = idf[batch.terms] * tfc(tf_array=batch.tfs.astype(np.float32), l_d=doc_len, l_avg=avg_len or 1.0,
-                                        k1=config.k1, b=config.b, delta=config.delta)
-        _place(batch, first_doc, scores.astype(np.float32), cursor, data, indices)
+        _place(batch, first_doc, scored(batch, idf_array, avg_len, config), cursor, data, indices)
         first_doc += batch.per_doc.size
     return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
 
@@ -136,8 +150,6 @@ def build_bm25(
     ``progress`` (optional) is called with the number of rows done after every batch. Returns statistics
     for the manifest: documents, vocabulary size, non-zeros, average document length.
     """
-    import bm25s
-
     config = config or BM25Config()
     term_ids = BiomedicalTokenizer(config).term_ids()
     postings = _Postings([])
@@ -149,14 +161,8 @@ def build_bm25(
     vocab = term_ids.term_to_id
     avg_len = postings.total_length / postings.n_docs if postings.n_docs else 0.0
     scores = _csc(postings, len(vocab), config)
-    model = bm25s.BM25(
-        k1=config.k1, b=config.b, delta=config.delta, method=config.method,
-        idf_method=config.idf_method or config.method,
-    )
-    model.scores = scores
-    model.vocab_dict = vocab
-    model.nonoccurrence_array = None
-    model.save(str(out), show_progress=False)
+    arrays = {"data": scores["data"], "indices": scores["indices"], "indptr": scores["indptr"]}
+    write_bm25_files(Path(out), arrays, vocab, int(scores["num_docs"]), config)
     return {
         "documents": int(scores["num_docs"]),
         "vocabulary": len(vocab),

@@ -28,7 +28,7 @@ import numpy as np
 from ..config import BM25Config
 from ..errors import IndexFormatError
 from ..manifest import atomic_write_json
-from .bm25 import _Batch, _idf, _place, _Postings
+from .bm25 import _Batch, _idf, _place, _Postings, scored, write_bm25_files
 from .tokenizer import BiomedicalTokenizer
 
 __all__ = ["PartBuilder", "build_part", "merge_parts", "build_bm25_in_parts", "PART_DONE"]
@@ -125,9 +125,6 @@ def _open_npy(path: Path, dtype: Any, size: int) -> np.ndarray:
 
 def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Config) -> dict[str, Any]:
     """Merge parts (in row order) into a bm25s index at ``out``; returns the same statistics as ``build_bm25``."""
-    import bm25s
-    from bm25s.scoring import _select_tfc_scorer
-
     started = time.perf_counter()
     part_dirs = [Path(p) for p in part_dirs]
     out = Path(out)
@@ -149,21 +146,14 @@ def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Co
     cursor = indptr[:-1].copy()
     data = _open_npy(out / ".data.tmp.npy", np.float32, nonzeros)
     indices = _open_npy(out / ".indices.tmp.npy", np.int32, nonzeros)
-    scoring = {"idf": idf, "tfc": _select_tfc_scorer(config.method), "config": config,
-               "avg_len": (total_length / n_docs) if n_docs else 1.0}
+    scoring = {"idf": idf, "config": config, "avg_len": (total_length / n_docs) if n_docs else 1.0}
     first_doc = 0
     for part_dir, remap in zip(part_dirs, remaps, strict=True):
         arrays = _load_part(part_dir)[1]
         first_doc = _place_part(arrays, remap, first_doc, scoring, cursor, data, indices)
     data.flush()
     indices.flush()
-    model = bm25s.BM25(k1=config.k1, b=config.b, delta=config.delta, method=config.method,
-                       idf_method=config.idf_method or config.method)
-    model.scores = {"data": np.zeros(0, np.float32), "indices": np.zeros(0, np.int32), "indptr": indptr,
-                    "num_docs": n_docs}
-    model.vocab_dict = vocab
-    model.nonoccurrence_array = None
-    model.save(str(out), show_progress=False)
+    write_bm25_files(out, {"indptr": indptr}, vocab, n_docs, config)
     del data, indices
     os.replace(out / ".data.tmp.npy", out / "data.csc.index.npy")
     os.replace(out / ".indices.tmp.npy", out / "indices.csc.index.npy")
@@ -189,11 +179,8 @@ def _place_part(arrays: dict[str, np.ndarray], remap: np.ndarray, first_doc: int
         lo, hi = int(offsets[d0]), int(offsets[d1])
         batch = _Batch(remap[arrays["terms"][lo:hi]], np.asarray(arrays["tfs"][lo:hi]), per_doc[d0:d1],
                        np.asarray(arrays["lengths"][d0:d1]))
-        doc_len = np.repeat(batch.lengths, batch.per_doc)
-        scores = scoring["idf"][batch.terms] * scoring["tfc"](
-            tf_array=batch.tfs.astype(np.float32), l_d=doc_len, l_avg=scoring["avg_len"] or 1.0,
-            k1=config.k1, b=config.b, delta=config.delta)
-        _place(batch, first_doc + d0, scores.astype(np.float32), cursor, data, indices)
+        _place(batch, first_doc + d0, scored(batch, scoring["idf"], scoring["avg_len"], config), cursor, data,
+               indices)
     return first_doc + per_doc.size
 
 

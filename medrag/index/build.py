@@ -25,13 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from ..config import IndexConfig, ScaleConfig, config_to_dict
+from ..config import EncoderConfig, FaissConfig, IndexConfig, ScaleConfig, config_to_dict
 from ..errors import IndexFormatError, InputError
 from ..ingest.store import Corpus
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from .bm25 import BM25_FILES, build_bm25
 from .bm25_parts import build_bm25_in_parts, merge_parts
-from .faiss_files import FAISS_FILE
+from .dense import encode_to_shards, merge_shards, pending_shards, prepare_shard_dir, shard_paths
+from .encoder import Passage, encoder_spec, load_encoder
+from .faiss_files import FAISS_FILE, write_faiss
 from .manifest import corpus_refs, write_index_manifest
 from .tokenizer import tokenizer_spec
 
@@ -124,56 +126,59 @@ def _build_sparse(corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleCo
     }
 
 
-def _encode(corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleConfig, progress: bool) -> int:
-    """Encode every row into ``dense/vectors.npy`` (resumable); returns the dimension."""
-    from .dense import encode_to_shards, merge_shards
-    from .encoder import encoder_spec, load_encoder
+def row_passages(corpus: Corpus, encoder: EncoderConfig, start: int, stop: int) -> list[Passage]:
+    """What the encoder reads for rows ``[start, stop)``: joined texts, or (title, text) pairs (``"pair"``)."""
+    if encoder.passage_format == "join":
+        return list(row_texts(corpus, encoder.fields, start, stop))
+    part = corpus.table.select(list(encoder.fields)).slice(start, stop - start)
+    first, second = (part.column(f).to_pylist() for f in encoder.fields)
+    return [(a or "", b or "") for a, b in zip(first, second, strict=True)]
 
-    key = {"encoder": encoder_spec(config.encoder), "corpora": list(corpus.fingerprints)}
-    info_path, vectors_path = out / VECTORS_INFO, out / VECTORS
+
+def _encode(corpus: Corpus, out: Path, encoder: EncoderConfig, scale: ScaleConfig, progress: bool,
+            leg_dir: str = "dense") -> int:
+    """Encode every row into ``<leg_dir>/vectors.npy`` (resumable); returns the dimension."""
+    key = {"encoder": encoder_spec(encoder), "corpora": list(corpus.fingerprints)}
+    info_path, vectors_path = out / leg_dir / "vectors.json", out / leg_dir / "vectors.npy"
     if vectors_path.is_file() and info_path.is_file():
         info = json.loads(info_path.read_text())
         if info.get("key") == key and info.get("rows") == corpus.num_rows:
             log.info("vectors already encoded for this corpus and encoder: reusing %s", vectors_path)
             return int(info["dim"])
     info_path.unlink(missing_ok=True)
-    bar = _Bar(progress, corpus.num_rows, "Encode", "chunk")
+    bar = _Bar(progress, corpus.num_rows, "Encode" if leg_dir == "dense" else f"Encode {leg_dir}", "chunk")
     try:
         if scale.engine == "ray":
-            shards = _encode_ray(corpus, out / "dense" / "shards", config, scale, key, bar)
+            shards = _encode_ray(corpus, out / leg_dir / "shards", encoder, scale, key, bar)
         else:
-            encoder = load_encoder(config.encoder)
-            fields = config.encoder.fields
+            model = load_encoder(encoder)
             shards = encode_to_shards(
-                out / "dense" / "shards", corpus.num_rows, lambda a, b: row_texts(corpus, fields, a, b),
-                encoder.encode_passages, key=key, shard_rows=config.encoder.shard_rows, progress=bar,
+                out / leg_dir / "shards", corpus.num_rows, lambda a, b: row_passages(corpus, encoder, a, b),
+                model.encode_passages, key=key, shard_rows=encoder.shard_rows, progress=bar,
             )
     finally:
         bar.close()
     dim = int(np.load(shards[0], mmap_mode="r").shape[1])
     merge_shards(shards, vectors_path, corpus.num_rows, dim)
-    shutil.rmtree(out / "dense" / "shards", ignore_errors=True)
+    shutil.rmtree(out / leg_dir / "shards", ignore_errors=True)
     atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": dim})
     return dim
 
 
-def _encode_ray(corpus: Corpus, shard_dir: Path, config: IndexConfig, scale: ScaleConfig,
+def _encode_ray(corpus: Corpus, shard_dir: Path, encoder: EncoderConfig, scale: ScaleConfig,
                 key: dict[str, Any], bar: _Bar) -> list[Path]:
-    from .dense import pending_shards, prepare_shard_dir, shard_paths
     from .ray_engine import encode_shards
 
-    rows, shard_rows = corpus.num_rows, config.encoder.shard_rows
+    rows, shard_rows = corpus.num_rows, encoder.shard_rows
     prepare_shard_dir(shard_dir, rows, key=key, shard_rows=shard_rows)
     todo = pending_shards(shard_dir, rows, shard_rows)
     bar(rows - sum(b - a for _, a, b in todo))
-    encode_shards(corpus.paths, config.encoder, shard_dir, todo, scale, bar)
+    encode_shards(corpus.paths, encoder, shard_dir, todo, scale, bar)
     return shard_paths(shard_dir, rows, shard_rows)
 
 
 def _import_vectors(source: Path, corpus: Corpus, out: Path) -> int:
     """Copy precomputed passage vectors (a ``.npy`` of shape (rows, dim), row i = corpus row i)."""
-    from .dense import merge_shards
-
     try:
         array = np.load(source, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -187,42 +192,53 @@ def _import_vectors(source: Path, corpus: Corpus, out: Path) -> int:
 
 
 def _build_dense(
-    corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleConfig, progress: bool, vectors_file: Path | None
+    corpus: Corpus, out: Path, encoder: EncoderConfig, faiss: FaissConfig, scale: ScaleConfig, progress: bool,
+    vectors_file: Path | None, leg_dir: str = "dense",
 ) -> dict[str, Any]:
-    from .faiss_files import write_faiss
-
     start = time.perf_counter()
     if vectors_file:
         dim = _import_vectors(vectors_file, corpus, out)
     else:
-        dim = _encode(corpus, out, config, scale, progress)
+        dim = _encode(corpus, out, encoder, scale, progress, leg_dir)
     encoded = time.perf_counter()
-    vectors = np.load(out / VECTORS, mmap_mode="r")
+    vectors = np.load(out / leg_dir / "vectors.npy", mmap_mode="r")
     bar = _Bar(progress, corpus.num_rows, "FAISS", "vec")
     try:
-        faiss_record = write_faiss(vectors, config.faiss, config.encoder.metric, out, progress=bar)
+        faiss_record = write_faiss(vectors, faiss, encoder.metric, out, progress=bar, leg_dir=leg_dir)
     finally:
         bar.close()
     seconds = {"vectors": round(encoded - start, 3), "faiss": round(time.perf_counter() - encoded, 3)}
     return {
-        "encoder": config_to_dict(config.encoder),
+        "encoder": config_to_dict(encoder),
         "dim": dim,
-        "metric": config.encoder.metric,
-        "vectors": VECTORS,
+        "metric": encoder.metric,
+        "vectors": f"{leg_dir}/vectors.npy",
         "vectors_source": "precomputed" if vectors_file else "encoded",
         "faiss": faiss_record,
         "build_seconds": seconds,
     }
 
 
+def _build_legs(corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleConfig,
+                progress: bool) -> list[dict[str, Any]]:
+    """The extra dense legs (``config.legs``), each under ``dense-<name>/``."""
+    records = []
+    for leg in config.legs:
+        record = _build_dense(corpus, out, leg.encoder, leg.faiss, scale, progress, None, leg_dir=f"dense-{leg.name}")
+        records.append({"name": leg.name, "dir": f"dense-{leg.name}", **record})
+    return records
+
+
 def _prepare(out: Path, config: IndexConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     shutil.rmtree(out / BM25_DIR, ignore_errors=True)
-    for old in (out / "dense").glob("faiss*.index") if (out / "dense").is_dir() else ():
-        old.unlink()
-    if not config.dense:
-        shutil.rmtree(out / "dense", ignore_errors=True)
+    wanted = {"dense", *(f"dense-{leg.name}" for leg in config.legs)} if config.dense else set()
+    for leg_dir in [p for p in out.glob("dense*") if p.is_dir()]:
+        if leg_dir.name not in wanted:
+            shutil.rmtree(leg_dir, ignore_errors=True)
+        for old in leg_dir.glob("faiss*.index") if leg_dir.is_dir() else ():
+            old.unlink()
 
 
 def _session(scale: ScaleConfig) -> Any:
@@ -264,18 +280,23 @@ def build_index(
     with _session(scale):
         sparse = _build_sparse(corpus, out, config, scale, progress)
         files = [f"{BM25_DIR}/{name}" for name in BM25_FILES]
-        dense = None
+        dense, legs = None, []
         if config.dense:
-            dense = _build_dense(corpus, out, config, scale, progress, Path(vectors) if vectors else None)
+            dense = _build_dense(corpus, out, config.encoder, config.faiss, scale, progress,
+                                 Path(vectors) if vectors else None)
             files += [VECTORS, *dense["faiss"]["files"]]
+            legs = _build_legs(corpus, out, config, scale, progress)
+            for leg in legs:
+                files += [leg["vectors"], *leg["faiss"]["files"]]
     body = {
         "corpora": corpus_refs(corpus, out),
         "rows": corpus.num_rows,
         "config": config_to_dict(config),
         "bm25": sparse,
         "dense": dense,
+        **({"legs": legs} if legs else {}),
         "fusion": config_to_dict(config.fusion),
-        "modes": ["hybrid", "bm25", "dense"] if dense else ["bm25"],
+        "modes": (["hybrid", "bm25", "dense", *(leg["name"] for leg in legs)] if dense else ["bm25"]),
         "build": {"engine": scale.engine, "address": scale.address, "bm25_part_rows": scale.bm25_part_rows,
                   "seconds": round(time.perf_counter() - started, 3)},
     }

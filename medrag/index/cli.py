@@ -1,8 +1,9 @@
-"""``medrag index build|info|verify`` and ``medrag search``."""
+"""``medrag index build|info`` (``medrag index verify`` and ``medrag search`` live in ``medrag.retrieve.cli``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,21 @@ from typing import Any
 import click
 
 from ..cli_common import emit_json, json_option, stderr_console, stdout_console
-from ..config import BM25Config, FaissConfig, IndexConfig
+from ..config import (
+    ENCODER_PRESETS,
+    EncoderConfig,
+    IndexConfig,
+    ScaleConfig,
+    index_config_from_dict,
+    rerank_config,
+)
 from ..errors import ConfigError
 from ..manifest import MANIFEST_NAME
 from . import DEFAULT_CORPUS, DEFAULT_INDEX
+from .build import build_index
+from .manifest import DenseRecord, IndexManifest, read_index_manifest
 
-__all__ = ["index", "search"]
+__all__ = ["index"]
 
 
 @click.group()
@@ -41,24 +51,37 @@ def _weights(value: str) -> tuple[float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _config_file(path: Path | None) -> IndexConfig:
+    if path is None:
+        return IndexConfig()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--config {path}: not a readable JSON file ({exc})") from exc
+    return index_config_from_dict(data)
+
+
+def _encoder(base: EncoderConfig, opts: dict[str, Any]) -> EncoderConfig:
+    """The preset (or the config file's encoder) with the options given on the command line on top."""
+    if opts["encoder_preset"]:
+        base = ENCODER_PRESETS[opts["encoder_preset"]]
+    given = {
+        "model": opts["dense_model"], "query_model": opts["query_model"], "query_prefix": opts["query_prefix"],
+        "passage_prefix": opts["passage_prefix"], "batch_size": opts["batch_size"],
+        "max_seq_length": opts["max_seq_length"], "backend": opts["backend"], "onnx_model": opts["onnx_model"],
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    return dataclasses.replace(base, **changes, device=opts["device"],
+                               trust_remote_code=opts["trust_remote_code"] or base.trust_remote_code)
+
+
 def _build_config(opts: dict[str, Any]) -> IndexConfig:
-    base = IndexConfig()
-    encoder = dataclasses.replace(
-        base.encoder,
-        model=opts["dense_model"],
-        query_model=opts["query_model"],
-        query_prefix=opts["query_prefix"],
-        passage_prefix=opts["passage_prefix"],
-        device=opts["device"],
-        batch_size=opts["batch_size"] or base.encoder.batch_size,
-        max_seq_length=opts["max_seq_length"] or base.encoder.max_seq_length,
-        backend=opts["backend"],
-        onnx_model=opts["onnx_model"],
-    )
-    bm25 = BM25Config(stemmer=None) if opts["no_stem"] else BM25Config()
-    faiss = FaissConfig(factory=opts["faiss"], device=opts["device"], shards=opts["faiss_shards"],
-                        nprobe=opts["nprobe"] or FaissConfig.nprobe, rerank=opts["rerank"],
-                        train_sample=opts["train_sample"] or FaissConfig.train_sample)
+    base = _config_file(opts["config"])
+    encoder = _encoder(base.encoder, opts)
+    bm25 = dataclasses.replace(base.bm25, stemmer=None) if opts["no_stem"] else base.bm25
+    given = {"factory": opts["faiss"], "shards": opts["faiss_shards"], "nprobe": opts["nprobe"],
+             "rerank": opts["rerank"], "train_sample": opts["train_sample"]}
+    faiss = dataclasses.replace(base.faiss, device=opts["device"], **{k: v for k, v in given.items() if v is not None})
     fusion = base.fusion
     if opts["fusion"] or opts["weights"]:
         fusion = dataclasses.replace(
@@ -66,7 +89,13 @@ def _build_config(opts: dict[str, Any]) -> IndexConfig:
             method=opts["fusion"] or fusion.method,
             weights=_weights(opts["weights"]) if opts["weights"] else fusion.weights,
         )
-    return IndexConfig(bm25=bm25, encoder=encoder, faiss=faiss, fusion=fusion, dense=not opts["no_dense"])
+    rerank = base.rerank
+    if opts["rerank_model"]:
+        rerank = rerank_config(opts["rerank_model"], opts["rerank_depth"], opts["device"])
+    elif opts["rerank_depth"] and rerank is not None:
+        rerank = dataclasses.replace(rerank, depth=opts["rerank_depth"])
+    return dataclasses.replace(base, bm25=bm25, encoder=encoder, faiss=faiss, fusion=fusion,
+                               dense=base.dense and not opts["no_dense"], rerank=rerank)
 
 
 def _default_corpus(show: bool) -> Path:
@@ -87,21 +116,35 @@ def _default_corpus(show: bool) -> Path:
               help="Index directory to write.")
 @click.option("--dense-model", default=None, help="Passage encoder: local folder or hub name (default: bundled all-MiniLM-L6-v2).")
 @click.option("--query-model", default=None, help="Separate query encoder (asymmetric models such as MedCPT).")
-@click.option("--query-prefix", default="", help="Text prepended to queries (e5: 'query: ').")
-@click.option("--passage-prefix", default="", help="Text prepended to passages (e5: 'passage: ').")
-@click.option("--faiss", default="Flat", show_default=True, help="FAISS factory string (Flat, HNSW32, IVF4096,PQ64 …).")
-@click.option("--faiss-shards", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--query-prefix", default=None, help="Text prepended to queries (e5: 'query: ').")
+@click.option("--passage-prefix", default=None, help="Text prepended to passages (e5: 'passage: ').")
+@click.option("--encoder-preset", type=click.Choice(sorted(ENCODER_PRESETS)), default=None,
+              help="A named encoder to its published spec (medcpt: CLS pooling, title/abstract pairs, 512/64 "
+                   "tokens, separate query encoder); other encoder options override it.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Allow the encoder's repository to run its own Python code (NV-Embed, GritLM). Off by default.")
+@click.option("--config", "config", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="IndexConfig as JSON (the 'config' of an index manifest: extra dense 'legs', 'rerank' …); "
+                   "the options given here override it.")
+@click.option("--rerank-model", default=None,
+              help="Re-rank every search of this index with a cross-encoder: a preset (medcpt-cross, "
+                   "bge-reranker-v2-m3), a local folder or a hub name.")
+@click.option("--rerank-depth", type=click.IntRange(min=1), default=None,
+              help="Fused rows the re-ranker re-scores per query (default 50).")
+@click.option("--faiss", default=None, help="FAISS factory string (Flat, HNSW32, IVF4096,PQ64 …; default Flat).")
+@click.option("--faiss-shards", type=click.IntRange(min=1), default=None,
               help="Split the vectors into N FAISS indexes searched together (one quantizer trained once; "
                    "with --device cuda, one per GPU).")
 @click.option("--nprobe", type=click.IntRange(min=1), default=None, help="IVF lists probed per query (default 32).")
-@click.option("--rerank", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--rerank", type=click.IntRange(min=0), default=None,
               help="Fetch k*N candidates from a compressed index (IVF-PQ …) and re-score them exactly from the "
-                   "memory-mapped vectors (0 = off).")
+                   "memory-mapped vectors (default 0 = off).")
 @click.option("--train-sample", type=click.IntRange(min=1), default=None,
               help="Vectors IVF/PQ/OPQ are trained on (seeded sample; default 100,000).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (encoder and FAISS).")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="Encoder runtime: sentence-transformers or onnxruntime.")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "transformers"]), default=None,
+              help="Encoder runtime: sentence-transformers (torch, the default), onnxruntime, or plain "
+                   "transformers with the config's pooling.")
 @click.option("--onnx-model", default=None, help="ONNX model file for --backend onnx (default: bundled int8 MiniLM).")
 @click.option("--batch-size", type=int, default=None, help="Encoding batch size (default 64).")
 @click.option("--max-seq-length", type=int, default=None, help="Encoder truncation length in tokens (default 256).")
@@ -132,10 +175,6 @@ def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet:
 
     Resumable: rerunning after an interruption skips the encoding shards already written.
     """
-    from ..config import ScaleConfig
-    from .build import build_index
-    from .manifest import read_index_manifest
-
     config = _build_config(opts)
     scale = ScaleConfig(engine=engine, address=address, num_cpus=num_cpus, encode_actors=encode_actors,
                         bm25_part_rows=bm25_part_rows,
@@ -147,32 +186,39 @@ def build_cmd(corpora: tuple[Path, ...], out: Path, vectors: Path | None, quiet:
     if as_json:
         emit_json(_summary(out, manifest))
     else:
-        click.echo(f"Index written to {out} ({manifest['rows']} chunks; modes: {', '.join(manifest['modes'])})")
+        click.echo(f"Index written to {out} ({manifest.rows} chunks; modes: {', '.join(manifest.modes)})")
 
 
-def _summary(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    dense = manifest.get("dense") or {}
-    size = sum(int(f["size"]) for f in manifest.get("files", {}).values())
+def _leg_summary(record: DenseRecord) -> dict[str, Any]:
+    faiss = record.faiss
+    return {
+        "model": record.encoder.get("model") or "all-MiniLM-L6-v2 (bundled)",
+        "dim": record.dim,
+        "metric": record.metric,
+        "faiss": faiss.get("factory"),
+        "faiss_shards": faiss.get("shards", 1),
+        "faiss_bytes_per_vector": faiss.get("bytes_per_vector"),
+    }
+
+
+def _summary(path: Path, manifest: IndexManifest) -> dict[str, Any]:
+    data = manifest.to_dict()
     return {
         "path": str(path),
-        "medrag_version": manifest.get("medrag_version"),
-        "rows": manifest.get("rows"),
-        "modes": manifest.get("modes"),
-        "corpora": manifest.get("corpora"),
-        "bm25": {"tokenizer": manifest["bm25"]["tokenizer"], "stats": manifest["bm25"]["stats"],
-                 "method": manifest["bm25"]["params"]["method"]},
-        "dense": {
-            "model": dense.get("encoder", {}).get("model") or "all-MiniLM-L6-v2 (bundled)",
-            "dim": dense.get("dim"),
-            "metric": dense.get("metric"),
-            "faiss": dense.get("faiss", {}).get("factory"),
-            "faiss_shards": dense.get("faiss", {}).get("shards", 1),
-            "faiss_bytes_per_vector": dense.get("faiss", {}).get("bytes_per_vector"),
-        } if dense else None,
-        "build": manifest.get("build"),
-        "fusion": manifest.get("fusion"),
-        "bytes": size,
-        "fingerprint": manifest.get("fingerprint"),
+        "medrag_version": manifest.medrag_version,
+        "rows": manifest.rows,
+        "modes": list(manifest.modes),
+        "corpora": data["corpora"],
+        "bm25": {"tokenizer": manifest.bm25.tokenizer, "stats": manifest.bm25.stats,
+                 "method": manifest.config.bm25.method},
+        "dense": _leg_summary(manifest.dense) if manifest.dense is not None else None,
+        "legs": {str(leg.name): _leg_summary(leg) for leg in manifest.legs},
+        "rerank": data["config"]["rerank"],
+        "build": manifest.build,
+        "fusion": data["fusion"],
+        "versions": manifest.versions,
+        "bytes": sum(f.size for f in manifest.files.values()),
+        "fingerprint": manifest.fingerprint,
     }
 
 
@@ -181,8 +227,6 @@ def _summary(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 @json_option
 def info_cmd(path: Path, as_json: bool) -> None:
     """Show what an index was built from and with (reads the manifest only)."""
-    from .manifest import read_index_manifest
-
     summary = _summary(path, read_index_manifest(path))
     if as_json:
         emit_json(summary)
@@ -197,87 +241,14 @@ def info_cmd(path: Path, as_json: bool) -> None:
     stats = summary["bm25"]["stats"]
     table.add_row("bm25", f"{summary['bm25']['method']}; vocabulary {stats['vocabulary']}; "
                           f"stemmer {summary['bm25']['tokenizer']['stemmer']}")
-    if summary["dense"]:
-        d = summary["dense"]
+    legs = {"dense": summary["dense"], **summary["legs"]} if summary["dense"] else {}
+    for name, d in legs.items():
         shards = f" x {d['faiss_shards']} shards" if d["faiss_shards"] > 1 else ""
         per_vec = f" ({d['faiss_bytes_per_vector']} B/vector)" if d["faiss_bytes_per_vector"] else ""
-        table.add_row("dense", f"{d['model']}; dim {d['dim']}; {d['metric']}; faiss {d['faiss']}{shards}{per_vec}")
+        table.add_row(name, f"{d['model']}; dim {d['dim']}; {d['metric']}; faiss {d['faiss']}{shards}{per_vec}")
+    if summary["rerank"]:
+        table.add_row("rerank", f"{summary['rerank']['model']} (depth {summary['rerank']['depth']})")
     f = summary["fusion"]
     table.add_row("fusion", f"{f['method']} weights {f['weights']} ({f['normalization']}, depth {f['depth']})")
     table.add_row("size", f"{summary['bytes'] / 1e6:.1f} MB")
-    stdout_console().print(table)
-
-
-@index.command("verify")
-@click.argument("path", type=click.Path(path_type=Path), default=DEFAULT_INDEX, required=False)
-@json_option
-def verify_cmd(path: Path, as_json: bool) -> None:
-    """Re-hash every index file and corpus shard against the manifests."""
-    from ..retrieve.hybrid import load_index
-
-    retriever = load_index(path, mode="bm25", verify=True)
-    n = len(retriever.manifest.get("files", {}))
-    if as_json:
-        emit_json({"path": str(path), "ok": True, "files": n, "rows": retriever.corpus.num_rows})
-    else:
-        click.echo(f"OK: {path}: {n} index files and {len(retriever.corpus.paths)} corpus verified")
-
-
-def _filters(source: tuple[str, ...], year_from: int | None, year_to: int | None,
-             doc_ids: tuple[str, ...]) -> dict[str, Any] | None:
-    filters: dict[str, Any] = {}
-    if source:
-        filters["source"] = list(source)
-    if year_from is not None or year_to is not None:
-        filters["year"] = (year_from, year_to)
-    if doc_ids:
-        filters["doc_ids"] = list(doc_ids)
-    return filters or None
-
-
-@click.command("search")
-@click.argument("query")
-@click.option("--index", "index_path", type=click.Path(path_type=Path), default=DEFAULT_INDEX, show_default=True,
-              help="Index directory.")
-@click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Number of hits.")
-@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid", show_default=True,
-              help="hybrid = BM25 and dense fused with the index's default fusion; or one side alone.")
-@click.option("--source", multiple=True, help="Only chunks from this source (repeatable).")
-@click.option("--year-from", type=int, default=None, help="Only chunks published in or after this year.")
-@click.option("--year-to", type=int, default=None, help="Only chunks published in or before this year.")
-@click.option("--doc-id", "doc_ids", multiple=True, help="Only chunks of this document (repeatable).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the query encoder and FAISS.")
-@json_option
-def search(query: str, index_path: Path, k: int, mode: str, source: tuple[str, ...], year_from: int | None,
-           year_to: int | None, doc_ids: tuple[str, ...], device: str, as_json: bool) -> None:
-    """Search an index (hybrid, bm25 or dense) and show the top hits."""
-    from ..retrieve.base import check_k, check_query
-    from ..retrieve.hybrid import load_index
-
-    query, k = check_query(query), check_k(k)
-    retriever = load_index(index_path, mode=mode, device=device)
-    hits = retriever.search(query, k=k, filters=_filters(source, year_from, year_to, doc_ids))
-    if as_json:
-        emit_json({"query": query, "index": str(index_path), "mode": mode, "hits": [h.to_dict() for h in hits]})
-        return
-    _show_hits(query, hits)
-
-
-def _show_hits(query: str, hits: list[Any]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=Text(query), show_lines=True)
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("document", overflow="fold")
-    table.add_column("text", overflow="fold")
-    for h in hits:
-        text = " ".join(h.text.split())
-        snippet = text if len(text) <= 300 else text[:297] + "…"
-        where = Text.assemble((h.title, "bold"), "\n", h.section, "\n", (h.chunk_id, "dim"))
-        table.add_row(str(h.rank), f"{h.score:.3f}", where, Text(snippet))
-    if not hits:
-        stdout_console().print("No hits.")
-        return
     stdout_console().print(table)

@@ -25,6 +25,8 @@ __all__ = [
     "Encoder",
     "SentenceTransformerEncoder",
     "OnnxEncoder",
+    "TransformersEncoder",
+    "Passage",
     "load_encoder",
     "default_model_path",
     "encoder_spec",
@@ -33,10 +35,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+#: a passage as the encoder reads it: one text, or a (title, text) pair (``passage_format="pair"``)
+Passage = str | tuple[str, str]
+
+
 class Encoder(Protocol):
     dim: int
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_passages(self, texts: Sequence[Passage]) -> np.ndarray: ...
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -61,8 +67,9 @@ def encoder_spec(config: EncoderConfig) -> dict[str, Any]:
         "backend": config.backend,
         "onnx_model": config.onnx_model,
         "tokenizer": config.tokenizer,
-        "pooling": config.pooling if config.backend == "onnx" else None,
+        "pooling": config.pooling if config.backend != "torch" else None,
         "fields": list(config.fields),
+        **({"passage_format": config.passage_format} if config.passage_format != "join" else {}),
     }
 
 
@@ -89,7 +96,15 @@ def _quiet_weight_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _load_sentence_transformer(name: str, config: EncoderConfig) -> Any:
+def _load_error(name: str, config: EncoderConfig, exc: Exception) -> InputError:
+    if "trust_remote_code" in str(exc) and not config.trust_remote_code:
+        return InputError(f"encoder {name!r} ships its own code: set trust_remote_code (--trust-remote-code) "
+                          "only if you trust that repository")
+    where = "folder" if os.path.isdir(name) else "model (no local folder of that name; hub download failed)"
+    return InputError(f"cannot load encoder {name!r}: {type(exc).__name__} loading the {where}")
+
+
+def _load_sentence_transformer(name: str, config: EncoderConfig, max_length: int) -> Any:
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
@@ -97,11 +112,10 @@ def _load_sentence_transformer(name: str, config: EncoderConfig) -> Any:
     _check_device(config.device)
     try:
         with _quiet_weight_loading():
-            model = SentenceTransformer(name, device=config.device)
+            model = SentenceTransformer(name, device=config.device, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as exc:
-        where = "folder" if os.path.isdir(name) else "model (no local folder of that name; hub download failed)"
-        raise InputError(f"cannot load encoder {name!r}: {type(exc).__name__} loading the {where}") from exc
-    model.max_seq_length = config.max_seq_length
+        raise _load_error(name, config, exc) from exc
+    model.max_seq_length = max_length
     if config.device.startswith("cuda") and config.fp16:
         model.half()
     return model
@@ -117,19 +131,23 @@ class SentenceTransformerEncoder:
 
     def __init__(self, config: EncoderConfig) -> None:
         self.config = config
-        self.passage_model = _load_sentence_transformer(config.model or default_model_path(), config)
+        self.passage_model = _load_sentence_transformer(config.model or default_model_path(), config,
+                                                        config.max_seq_length)
+        query_length = config.query_max_seq_length or config.max_seq_length
+        separate = config.query_model is not None or query_length != config.max_seq_length
         self.query_model = (
-            _load_sentence_transformer(config.query_model, config) if config.query_model else self.passage_model
+            _load_sentence_transformer(config.query_model or config.model or default_model_path(), config,
+                                       query_length) if separate else self.passage_model
         )
         self.dim = _dimension(self.passage_model)
         query_dim = _dimension(self.query_model)
         if query_dim != self.dim:
             raise InputError(f"query model dimension {query_dim} differs from passage model dimension {self.dim}")
 
-    def _encode(self, model: Any, texts: Sequence[str], prefix: str) -> np.ndarray:
+    def _encode(self, model: Any, texts: Sequence[Passage], prefix: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        inputs = [prefix + t for t in texts] if prefix else list(texts)
+        inputs = [prefix + t for t in _joined(texts)] if prefix else _joined(texts)
         vectors = model.encode(
             inputs,
             batch_size=self.config.batch_size,
@@ -139,11 +157,15 @@ class SentenceTransformerEncoder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_passages(self, texts: Sequence[Passage]) -> np.ndarray:
         return self._encode(self.passage_model, texts, self.config.passage_prefix)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(self.query_model, texts, self.config.query_prefix)
+
+
+def _joined(texts: Sequence[Passage]) -> list[str]:
+    return [t if isinstance(t, str) else "\n".join(p for p in t if p) for t in texts]
 
 
 def _default_onnx_model() -> str:
@@ -202,11 +224,11 @@ class OnnxEncoder:
             pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
         return pooled.astype(np.float32)
 
-    def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+    def _encode(self, texts: Sequence[Passage], prefix: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        inputs = [prefix + t for t in texts]
+        inputs = [prefix + t for t in _joined(texts)]
         order = np.argsort([-len(t) for t in inputs], kind="stable")
         bs = self.config.batch_size
         for start in range(0, len(order), bs):
@@ -216,11 +238,92 @@ class OnnxEncoder:
             out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         return out
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_passages(self, texts: Sequence[Passage]) -> np.ndarray:
         return self._encode(texts, self.config.passage_prefix)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.config.query_prefix)
+
+
+class TransformersEncoder:
+    """A plain Hugging Face encoder (``AutoModel`` + ``AutoTokenizer``) pooled as ``config.pooling`` says.
+
+    For models published without a sentence-transformers config (MedCPT): passages may be (title, text)
+    sentence pairs (``passage_format="pair"``) truncated at ``max_seq_length``; queries go through
+    ``query_model`` (or ``model``) truncated at ``query_max_seq_length``.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        self.config = config
+        _check_device(config.device)
+        name = config.model or default_model_path()
+        self.passage = self._load(name)
+        self.query = self._load(config.query_model) if config.query_model else self.passage
+        self.dim = int(self.passage[1].config.hidden_size)
+        if int(self.query[1].config.hidden_size) != self.dim:
+            raise InputError(f"query model dimension {self.query[1].config.hidden_size} differs from passage "
+                             f"model dimension {self.dim}")
+
+    def _load(self, name: str) -> tuple[Any, Any]:
+        # transformers (torch) is imported here: building or searching a dense index is the only user
+        try:
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError as exc:
+            raise DependencyMissingError("transformers", "dense", "the transformers encoder backend") from exc
+        try:
+            with _quiet_weight_loading():
+                tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=self.config.trust_remote_code)
+                model = AutoModel.from_pretrained(name, trust_remote_code=self.config.trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise _load_error(name, self.config, exc) from exc
+        model.eval().to(self.config.device)
+        if self.config.device.startswith("cuda") and self.config.fp16:
+            model.half()
+        return tokenizer, model
+
+    def _batch(self, parts: tuple[Any, Any], texts: list[Passage], max_length: int) -> np.ndarray:
+        import torch
+
+        tokenizer, model = parts
+        if all(isinstance(t, tuple) for t in texts):
+            firsts, seconds = [t[0] for t in texts], [t[1] for t in texts]
+            enc = tokenizer(firsts, seconds, truncation="longest_first", padding=True, max_length=max_length,
+                            return_tensors="pt")
+        else:
+            enc = tokenizer(_joined(texts), truncation=True, padding=True, max_length=max_length,
+                            return_tensors="pt")
+        enc = {k: v.to(self.config.device) for k, v in enc.items()}
+        with torch.inference_mode():
+            hidden = model(**enc).last_hidden_state
+        if self.config.pooling == "cls":
+            pooled = hidden[:, 0, :]
+        else:
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return pooled.float().cpu().numpy()
+
+    def _encode(self, parts: tuple[Any, Any], texts: Sequence[Passage], prefix: str, max_length: int) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        items = [_prefixed(t, prefix) for t in texts]
+        bs = self.config.batch_size
+        for start in range(0, len(items), bs):
+            out[start:start + bs] = self._batch(parts, items[start:start + bs], max_length)
+        if self.config.normalize and len(items):
+            out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+    def encode_passages(self, texts: Sequence[Passage]) -> np.ndarray:
+        return self._encode(self.passage, texts, self.config.passage_prefix, self.config.max_seq_length)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        length = self.config.query_max_seq_length or self.config.max_seq_length
+        return self._encode(self.query, texts, self.config.query_prefix, length)
+
+
+def _prefixed(text: Passage, prefix: str) -> Passage:
+    if not prefix:
+        return text
+    return prefix + text if isinstance(text, str) else (prefix + text[0], text[1])
 
 
 @lru_cache(maxsize=4)
@@ -228,4 +331,6 @@ def load_encoder(config: EncoderConfig) -> Encoder:
     """The encoder ``config`` describes (cached: loading a model is the slow part of a first query)."""
     if config.backend == "onnx":
         return OnnxEncoder(config)
+    if config.backend == "transformers":
+        return TransformersEncoder(config)
     return SentenceTransformerEncoder(config)

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 FAISS_FILE = "dense/faiss.index"
 
 
-def shard_file(i: int) -> str:
-    return f"dense/faiss-{i:03d}.index"
+def shard_file(i: int, leg_dir: str = "dense") -> str:
+    return f"{leg_dir}/faiss-{i:03d}.index"
 
 
 def shard_bounds(n_rows: int, shards: int) -> list[tuple[int, int]]:
@@ -56,30 +56,32 @@ def _write(faiss: Any, index: Any, path: Path) -> None:
 
 
 def write_faiss(vectors: np.ndarray, config: FaissConfig, metric: str, index_dir: Path,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Build and save the FAISS index (or shards) of ``vectors``; returns the manifest's ``faiss`` record."""
+                progress: Callable[[int], None] | None = None, leg_dir: str = "dense") -> dict[str, Any]:
+    """Build and save the FAISS index (or shards) of ``vectors`` under ``index_dir/leg_dir``; returns the
+    manifest's ``faiss`` record."""
     faiss = faiss_module()
     n = vectors.shape[0]
-    for old in list((index_dir / "dense").glob("faiss*.index")):
+    for old in list((index_dir / leg_dir).glob("faiss*.index")):
         old.unlink()
     needs_training = _needed_training(faiss, vectors.shape[1], config)
     trained = train_faiss(vectors, config, metric)
+    single = f"{leg_dir}/faiss.index"
     if config.shards == 1:
-        files = [FAISS_FILE]
+        files = [single]
         _write(faiss, build_faiss(vectors, config, metric, progress=progress, trained=trained),
-               index_dir / FAISS_FILE)
+               index_dir / single)
     else:
         files = []
         for i, (start, stop) in enumerate(shard_bounds(n, config.shards)):
             shard = build_faiss(vectors, config, metric, progress=progress, rows=(start, stop), trained=trained)
-            files.append(shard_file(i))
+            files.append(shard_file(i, leg_dir))
             _write(faiss, shard, index_dir / files[-1])
     size = sum((index_dir / f).stat().st_size for f in files)
     record = {**config_to_dict(config), "files": files, "ntotal": int(n), "bytes": size,
               "bytes_per_vector": round(size / n, 2) if n else 0.0,
               "trained_on": int(train_sample_rows(n, config).size) if needs_training else 0}
     if config.shards == 1:
-        record["file"] = FAISS_FILE
+        record["file"] = single
     return record
 
 

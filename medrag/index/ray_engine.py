@@ -154,17 +154,17 @@ class EncodeWorker:
 
         self.corpus = Corpus.open_many(list(corpora))
         self.encoder = load_encoder(encoder)
-        self.fields = encoder.fields
+        self.encoder_config = encoder
         self.shard_dir = Path(shard_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .build import row_texts
+        from .build import row_passages
         from .dense import write_shard
 
         rows = []
         for shard, start, stop in zip(_column(batch, "shard"), _column(batch, "start"), _column(batch, "stop"),
                                       strict=True):
-            vectors = self.encoder.encode_passages(row_texts(self.corpus, self.fields, start, stop))
+            vectors = self.encoder.encode_passages(row_passages(self.corpus, self.encoder_config, start, stop))
             write_shard(self.shard_dir, shard, vectors)
             rows.append(stop - start)
         return {"shard": np.asarray(batch["shard"]), "rows": np.array(rows, dtype=np.int64)}

@@ -41,7 +41,7 @@ def read_api_key(env_name: str | None) -> str | None:
 
 
 def _load(index: Path, mode: str, device: str, llm_spec: str | None, profile: str | None, no_llm: bool) -> tuple[Any, Any]:
-    from ..retrieve.hybrid import load_index
+    from ..retrieve.load import load_index
 
     retriever = load_index(index, mode=mode, device=device)
     if no_llm:

@@ -74,7 +74,7 @@ class MedragRetriever(BaseRetriever):
             raise ValueError("give either index or retriever, not both")
         self._filters = Filters.parse(self.filters)
         if self.retriever is None:
-            from ..retrieve.hybrid import load_index
+            from ..retrieve.load import load_index
 
             self._medrag = load_index(self.index or "indexes/default", mode=self.mode or "hybrid", device=self.device)
         elif self.mode is not None:

@@ -170,7 +170,7 @@ class MedragRetriever(BaseRetriever):
                    filters: MetadataFilters | Filters | Mapping[str, Any] | None = None, device: str = "cpu",
                    **kwargs: Any) -> MedragRetriever:
         """Open the index at ``path`` (``medrag.load_index``) and wrap it."""
-        from ..retrieve.hybrid import load_index
+        from ..retrieve.load import load_index
 
         return cls(load_index(path, mode=mode, device=device), k=k, filters=filters, **kwargs)
 

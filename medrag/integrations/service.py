@@ -92,8 +92,7 @@ class SearchService:
 
     @property
     def modes(self) -> list[str]:
-        manifest = getattr(self.retriever, "manifest", None) or {}
-        return list(manifest.get("modes") or [self.default_mode])
+        return list(getattr(self.retriever, "modes", None) or [self.default_mode])
 
     # -- requests -----------------------------------------------------------------------------------
     def submit(self, queries: Sequence[str], k: int, mode: str | None = None,

@@ -111,9 +111,9 @@ def with_budgets(cfg: LoopConfig, profile: ModelProfile, thinking: Mapping[str, 
 
 
 def open_retriever(index: str | os.PathLike[str] | Retriever, retrieval_mode: str = "hybrid") -> Retriever:
-    """``index`` itself when it is a Retriever, else ``medrag.index.load_index(index, mode=retrieval_mode)``."""
+    """``index`` itself when it is a Retriever, else ``medrag.load_index(index, mode=retrieval_mode)``."""
     if hasattr(index, "batch_search"):
         return index  # type: ignore[return-value]
-    from ..index import load_index
+    from ..retrieve.load import load_index
 
     return load_index(Path(index), mode=retrieval_mode)

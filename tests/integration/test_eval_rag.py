@@ -103,8 +103,8 @@ def test_retrieved_context_comes_from_the_index(tmp_path, fixtures_dir, cardio_i
     from medrag.config import MODEL_PROFILES, QAEvalConfig
     from medrag.evaluation.qa import load_mirage
     from medrag.evaluation.rag import run_qa
-    from medrag.index import load_index
     from medrag.llm import Generation
+    from medrag.retrieve import load_index
 
     class Echo:  # records prompts; answers "A"
         name, profile = "echo", MODEL_PROFILES["tiny-base"]

@@ -85,11 +85,12 @@ def test_hits_carry_corpus_fields_and_ranks(built):
 def test_manifest_records_what_the_index_is(built):
     _, index = built
     m = medrag.load_index(index).manifest
-    assert m["kind"] == "index" and m["format_version"] == 1 and m["rows"] == 30
-    assert m["bm25"]["tokenizer"]["stemmer"] == "english"
-    assert m["dense"]["dim"] == 384 and m["dense"]["metric"] == "ip" and m["dense"]["faiss"]["factory"] == "Flat"
-    assert m["corpora"][0]["path"] == "../corpus" and len(m["corpora"][0]["fingerprint"]) == 64
-    assert set(m["files"]) == {
+    assert m.kind == "index" and m.format_version == 1 and m.rows == 30
+    assert m.bm25.tokenizer["stemmer"] == "english"
+    assert m.dense is not None and m.dense.dim == 384 and m.dense.metric == "ip" and m.dense.faiss["factory"] == "Flat"
+    assert m.corpora[0].path == "../corpus" and len(m.corpora[0].fingerprint) == 64
+    assert {"bm25s", "faiss", "torch", "sentence-transformers"} <= set(m.versions)
+    assert set(m.files) == {
         "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy",
         "bm25/vocab.index.json", "bm25/params.index.json", "dense/vectors.npy", "dense/faiss.index",
     }
@@ -211,6 +212,7 @@ def test_bm25_only_index(built, tmp_path):
 
 
 def test_killed_build_resumes_encoding(built, tmp_path, monkeypatch):
+    from medrag.index import build as build_mod
     from medrag.index import encoder as encoder_mod
 
     root, _ = built
@@ -226,7 +228,7 @@ def test_killed_build_resumes_encoding(built, tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             return real.encode_passages(texts)
 
-    monkeypatch.setattr(encoder_mod, "load_encoder", lambda config: Flaky())
+    monkeypatch.setattr(build_mod, "load_encoder", lambda config: Flaky())
     config = IndexConfig(encoder=EncoderConfig(shard_rows=8))
     with pytest.raises(KeyboardInterrupt):
         medrag.build_index([root / "corpus"], tmp_path / "idx", config, progress=False)
@@ -246,7 +248,7 @@ def test_precomputed_vectors_give_the_same_dense_index(built, tmp_path):
     out = medrag.build_index([root / "corpus"], tmp_path / "pre", IndexConfig(), progress=False,
                              vectors=index / "dense" / "vectors.npy")
     pre = medrag.load_index(out, mode="dense")
-    assert pre.manifest["dense"]["vectors_source"] == "precomputed"
+    assert pre.manifest.dense.vectors_source == "precomputed"
     ref = medrag.load_index(index, mode="dense")
     assert _hits(pre, "sepsis definition", k=5) == _hits(ref, "sepsis definition", k=5)
     np.save(tmp_path / "bad.npy", np.zeros((3, 384), dtype=np.float32))
