@@ -1,6 +1,17 @@
-"""Benchmark `medrag ask` with the offline model: where does a question's wall time go?
+"""Benchmark `medrag ask`: LLM calls, tokens and where a question's wall time goes.
 
-For each question, single-pass RAG and the i-MedRAG follow-up loop run on the default index with the
+Default: over the R1-style STAND-IN server (medrag/testing/standin_r1.py — rules behind an OpenAI-compatible
+server on 127.0.0.1, not a model) with thinking-sized outputs and the biomed-r1-8b profile: for each loop
+(follow-up with medrag's defaults and with the i-MedRAG paper preset, single-pass RAG, search tags) and two
+thinking lengths (within the profile's budgets, and overrunning them so every generation is budget-forced),
+it reports per question: LLM calls, prompt and completion tokens (the server's usage counts), budget-forced
+generations, and the share of wall time outside the LLM (retrieval + medrag's own overhead). Writes
+eval/results/ask_standin.md.
+
+    python eval/bench_ask.py                              # stand-in, 6 questions, indexes/default
+    python eval/bench_ask.py --index /tmp/idx --think-tokens 800 --overrun-tokens 3000
+
+``--offline`` runs the older benchmark of the packaged Gemma 3 270M instead (eval/results/ask.md): for each question, single-pass RAG and the i-MedRAG follow-up loop run on the default index with the
 packaged Gemma 3 270M (llama.cpp, CPU); each run's time is split into retrieval / LLM / overhead (from the
 Answer's timings). Then the loop's within-round LLM work — the follow-up answer prompts of each round, taken
 from the traces — is replayed on the same prompts two ways, at the same CPU budget:
@@ -11,8 +22,7 @@ from the traces — is replayed on the same prompts two ways, at the same CPU bu
 
 Writes eval/results/ask.md (tables) and eval/results/ask.png (time split + speed-up).
 
-    python eval/bench_ask.py                     # 4 questions, rounds 2 x 3 (defaults below)
-    python eval/bench_ask.py --questions 2 --rounds 4 --queries-per-round 3
+    python eval/bench_ask.py --offline --questions 4 --rounds 2 --queries-per-round 3
 """
 
 from __future__ import annotations
@@ -39,13 +49,17 @@ QUESTIONS = [
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", default="indexes/default")
-    p.add_argument("--questions", type=int, default=4)
+    p.add_argument("--questions", type=int, default=6)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--queries-per-round", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the LLM in every configuration")
     p.add_argument("--parallel", type=int, default=2, help="llama.cpp instances in the concurrent configuration")
     p.add_argument("--repeats", type=int, default=3, help="alternating replays of each configuration")
     p.add_argument("--out", default="eval/results")
+    p.add_argument("--offline", action="store_true", help="benchmark the packaged 270M model instead")
+    p.add_argument("--profile", default="biomed-r1-8b", help="stand-in runs: the model profile")
+    p.add_argument("--think-tokens", type=int, default=800, help="stand-in thinking per generation (within budget)")
+    p.add_argument("--overrun-tokens", type=int, default=4000, help="stand-in thinking that overruns every budget")
     return p.parse_args()
 
 
@@ -82,7 +96,7 @@ def replay(prompts_by_round, threads: int, parallel: int, cfg, repeats: int = 3)
     The two configurations alternate ``repeats`` times (the machine's load drifts); the median counts."""
     from medrag.llm import GenerationParams, load_llm
 
-    params = GenerationParams(max_tokens=cfg.max_tokens_answer, stop=("\n",))
+    params = GenerationParams(max_tokens=_answer_tokens(cfg), stop=("\n",))
     configs = (("sequential", {"parallel": 1, "n_threads": threads}, False),
                ("concurrent", {"parallel": parallel, "n_threads": threads}, True))
     models = {name: load_llm(None, **kw) for name, kw, _ in configs}
@@ -105,6 +119,12 @@ def replay(prompts_by_round, threads: int, parallel: int, cfg, repeats: int = 3)
     for llm in models.values():
         llm.close()
     return {name: statistics.median(ts) for name, ts in times.items()} | {"runs": times, "load": loads}
+
+
+def _answer_tokens(cfg) -> int:  # type: ignore[no-untyped-def]
+    from medrag.config import MODEL_PROFILES
+
+    return cfg.budgets_for(MODEL_PROFILES["tiny-base"]).followup.answer
 
 
 def table(rows) -> list[str]:  # type: ignore[no-untyped-def]
@@ -151,7 +171,7 @@ def replay_table(rep, prompts_by_round, args, cfg) -> list[str]:  # type: ignore
         "## Within-round follow-up answers: concurrent vs sequential (same prompts, same CPU budget)",
         "",
         f"The {n_prompts} follow-up answer prompts of {len(prompts_by_round)} rounds (taken from the loop traces "
-        f"above) replayed with greedy decoding, max_tokens {cfg.max_tokens_answer}; the configurations "
+        f"above) replayed with greedy decoding, max_tokens {_answer_tokens(cfg)}; the configurations "
         f"alternate {len(runs['sequential'])} times and the median counts (all runs: sequential "
         f"{', '.join(f'{t:.1f}' for t in runs['sequential'])} s; concurrent "
         f"{', '.join(f'{t:.1f}' for t in runs['concurrent'])} s). Each run also records the load average, "
@@ -167,8 +187,7 @@ def replay_table(rep, prompts_by_round, args, cfg) -> list[str]:  # type: ignore
     ]
 
 
-def main() -> None:
-    args = parse_args()
+def offline_main(args: argparse.Namespace) -> None:
     import medrag
     from medrag.config import LoopConfig
     from medrag.llm import load_llm
@@ -212,6 +231,16 @@ def main() -> None:
     if rep:
         plot(rows, rep, out / "ask.png")
     print("\n".join(lines))
+
+
+def main() -> None:
+    args = parse_args()
+    if args.offline:
+        offline_main(args)
+    else:
+        from bench_ask_standin import standin_main
+
+        standin_main(args, QUESTIONS)
 
 
 if __name__ == "__main__":

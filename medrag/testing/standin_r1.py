@@ -147,7 +147,8 @@ class StandinServer:
         max_tokens = int(body.get("max_tokens") or (4096 if chat else 16))
         raw = reply(context, prefix, self.config)
         text, finish = _limit(raw, stops, max_tokens)
-        reasoning, content = (None, text)
+        reasoning: str | None = None
+        content: str | None = text
         if chat and self.reasoning_parser:
             reasoning, content = _split_reasoning(text, self.config.think_open, self.config.think_close)
         record = RequestRecord("chat" if chat else "completions", detect_stage(context), count_tokens(rendered),
