@@ -138,13 +138,13 @@ def _think_state(prefix: str, cfg: StandinConfig, results_close: str | None) -> 
 def _thinking(n: int, context: str) -> str:
     """Exactly ``n`` tokens of thinking about the question, with decoys that must never be parsed."""
     terms = question_terms(_question(context)) or ["question"]
-    parts: list[str] = []
+    tokens: list[str] = []
     i = 0
-    while sum(len(tokenize(p)) for p in parts) < n:
+    while len(tokens) < n:
         t = terms[i % len(terms)]
-        parts.append(f" Hmm, {t} matters here; Answer: not yet, Option Z is a decoy.\n1. decoy thinking line {t}\n")
+        tokens += tokenize(f" Hmm, {t} matters here; Answer: not yet, Option Z is a decoy.\n1. decoy thinking line {t}\n")
         i += 1
-    return "".join(tokenize("".join(parts))[:n]).strip() if n > 0 else ""
+    return "".join(tokens[:n]).strip() if n > 0 else ""
 
 
 def _question(context: str) -> str:
