@@ -42,8 +42,11 @@ class IngestConfig:
     shard_rows: int = 100_000
     include_tables: bool = False
     include_captions: bool = False
+    #: records (a jsonl line, a whole text/markdown file) larger than this are skipped as ``record_too_large``
+    max_record_bytes: int = 16 << 20
 
     def __post_init__(self) -> None:
         _check(bool(self.source), "ingest source must be named")
         _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         _check(self.shard_rows >= 1, f"shard_rows must be >= 1, got {self.shard_rows}")
+        _check(self.max_record_bytes >= 1024, f"max_record_bytes must be >= 1024, got {self.max_record_bytes}")

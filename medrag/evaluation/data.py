@@ -93,17 +93,34 @@ class RetrievalTask:
         }
 
 
+def read_json(path: str | Path) -> Any:
+    """A whole JSON file; InputError (one line, with the position) when it is not UTF-8 JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); expected a JSON file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
+
+
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """Objects of a JSON-lines file (blank lines skipped); InputError names the bad line."""
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise InputError(f"{path}:{n}: not UTF-8 text") from None
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise InputError(f"{path}:{n}: JSON nested too deeply") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{n}: expected a JSON object per line")
             yield obj

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataNotFoundError, InputError
-from .data import read_jsonl
+from .data import read_json, read_jsonl
 
 __all__ = [
     "QAItem",
@@ -76,12 +76,14 @@ def load_pubmedqa(path: str | Path) -> list[QAItem]:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no PubMedQA file; get PubMedQA-L from {PUBMEDQA_URL}")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path)
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object keyed by PMID")
     letter = {"yes": "A", "no": "B", "maybe": "C"}
     items = []
     for pmid, rec in data.items():
+        if not isinstance(rec, dict):
+            raise InputError(f"{path}: item {pmid} is not a JSON object")
         decision = str(rec.get("final_decision", "")).strip().lower()
         if decision not in letter or "QUESTION" not in rec:
             raise InputError(f"{path}: item {pmid} lacks QUESTION or a yes/no/maybe final_decision")
@@ -99,6 +101,8 @@ def _options(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
 
 
 def _item(rec: Mapping[str, Any], item_id: str, dataset: str, where: str) -> QAItem:
+    if not isinstance(rec, Mapping):
+        raise InputError(f"{where}: item {item_id} is not a JSON object")
     if "question" not in rec or "options" not in rec or "answer" not in rec:
         raise InputError(f"{where}: item {item_id} needs question, options and answer")
     options = _options(rec["options"], where)
@@ -122,7 +126,11 @@ def load_mirage(path: str | Path, datasets: Sequence[str] = ()) -> list[QAItem]:
         raise DataNotFoundError(f"{path}: no MIRAGE-style file; get MIRAGE's benchmark.json from {MIRAGE_URL}")
     if path.suffix == ".jsonl":
         return [_item(r, str(r.get("id", i)), str(r.get("dataset", "")), str(path)) for i, r in enumerate(read_jsonl(path))]
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path)
+    if isinstance(data, list) and not all(isinstance(r, dict) for r in data):
+        raise InputError(f"{path}: every item of the list must be a JSON object")
+    if isinstance(data, dict) and not all(isinstance(v, dict) for v in data.values()):
+        raise InputError(f"{path}: expected MIRAGE's {{dataset: {{id: item}}}}: a data set is not an object")
     if isinstance(data, list):
         return [_item(r, str(r.get("id", i)), str(r.get("dataset", "")), str(path)) for i, r in enumerate(data)]
     if not isinstance(data, dict):

@@ -42,9 +42,10 @@ def sources_cmd(as_json: bool) -> None:
 
 @corpus.command("ingest")
 @click.argument("source")
+@click.argument("more_inputs", nargs=-1, type=click.Path(path_type=Path), metavar="[INPUT]...")
 @click.option("-i", "--input", "inputs", multiple=True, type=click.Path(path_type=Path),
-              help="Input file or folder (repeatable; order matters for PubMed updates). "
-                   "`guidelines` without --input ingests the embedded open-medicine guidelines.")
+              help="Input file or folder (repeatable, or several after one -i: `-i a.nxml b.nxml`; order matters "
+                   "for PubMed updates). `guidelines` without --input ingests the embedded open-medicine guidelines.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Corpus directory to write (default: corpora/<source>).")
 @click.option("-w", "--workers", type=int, default=1, show_default=True,
@@ -55,6 +56,8 @@ def sources_cmd(as_json: bool) -> None:
 @click.option("--tokenizer", type=str, default=None,
               help="tokenizer.json (or a folder holding one) to count tokens (default: all-MiniLM-L6-v2's).")
 @click.option("--shard-rows", type=int, default=100_000, show_default=True, help="Rows per Arrow shard.")
+@click.option("--max-record-mb", type=float, default=16.0, show_default=True,
+              help="Skip (as record_too_large) any jsonl line or text file larger than this many MiB.")
 @click.option("--include-tables", is_flag=True, help="pmc: also ingest tables (as text rows).")
 @click.option("--include-captions", is_flag=True, help="pmc: also ingest figure captions.")
 @click.option("--restart", is_flag=True, help="Discard earlier work in --out instead of resuming.")
@@ -64,20 +67,25 @@ def sources_cmd(as_json: bool) -> None:
               help="Ray cluster to join ('auto', 'ray://host:10001'); default: start a local Ray instance.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @json_option
-def ingest_cmd(source: str, inputs: tuple[Path, ...], out: Path | None, workers: int, max_tokens: int,
-               overlap_tokens: int, tokenizer: str | None, shard_rows: int, include_tables: bool,
-               include_captions: bool, restart: bool, engine: str, address: str | None, quiet: bool,
-               as_json: bool) -> None:
+def ingest_cmd(source: str, more_inputs: tuple[Path, ...], inputs: tuple[Path, ...], out: Path | None,
+               workers: int, max_tokens: int, overlap_tokens: int, tokenizer: str | None, shard_rows: int,
+               max_record_mb: float, include_tables: bool, include_captions: bool, restart: bool, engine: str,
+               address: str | None, quiet: bool, as_json: bool) -> None:
     """Ingest SOURCE inputs into a corpus directory (resumable: re-run to continue after an interruption).
 
     SOURCE is one of: pubmed, pmc, textbooks, guidelines, jsonl (see `medrag corpus sources`).
-    Bad records are skipped and counted by reason, never fatal.
+    Bad records are skipped and counted by reason, never fatal; a run that yields no document from its
+    inputs (wrong SOURCE for the files?) exits non-zero.
     """
     from ..config import ChunkConfig, IngestConfig, ScaleConfig
     from .pipeline import ingest
     from .sources import get_source
 
     get_source(source)
+    if more_inputs and len(inputs) > 1:
+        raise click.UsageError("give inputs as repeated -i or as several files after one -i, not both "
+                               "(their order matters)")
+    inputs = inputs + more_inputs
     config = IngestConfig(
         source=source,
         chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=overlap_tokens, tokenizer=tokenizer),
@@ -85,14 +93,29 @@ def ingest_cmd(source: str, inputs: tuple[Path, ...], out: Path | None, workers:
         shard_rows=shard_rows,
         include_tables=include_tables,
         include_captions=include_captions,
+        max_record_bytes=int(max_record_mb * (1 << 20)),
     )
     report = ingest(source, list(inputs), out or Path("corpora") / source, config,
                     progress=not quiet and not as_json, resume=not restart,
                     scale=ScaleConfig(engine=engine, address=address))
+    check_not_empty(report.to_dict())
     if as_json:
         emit_json(report.to_dict())
         return
     _print_report(report.to_dict())
+
+
+def check_not_empty(r: dict[str, Any]) -> None:
+    """An InputError when a run produced no document although its inputs held records (all skipped)."""
+    from ..errors import InputError
+
+    skipped = r["skipped"]
+    if r["documents"] == 0 and r["chunks"] == 0 and r["deleted"] == 0 and r["inputs"]:
+        detail = ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())) or "no record found"
+        raise InputError(
+            f"{r['source']}: no document ingested from {r['inputs']} input file(s) (skipped: {detail}); "
+            f"are these {r['source']} files? see `medrag corpus sources`"
+        )
 
 
 def _print_report(r: dict[str, Any]) -> None:
@@ -178,11 +201,15 @@ def verify_cmd(path: Path, as_json: bool) -> None:
               help="pubmed: file name prefix such as pubmed25n (default: the newest year in the listing).")
 @click.option("--from", "from_", type=click.Choice(["hub", "ncbi"]), default="hub", show_default=True,
               help="statpearls: MedRAG's chunks on the Hugging Face hub, or NCBI's .nxml archive.")
+@click.option("--sha256", default=None, metavar="HEX",
+              help="statpearls --from ncbi: expected sha256 of the archive (default: the first download's "
+                   "size and sha256 are recorded and checked on every later run).")
 @click.option("--retries", type=int, default=3, show_default=True, help="Retries per file (transfers resume).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @json_option
 def download_cmd(what: str, out: Path | None, files: str | None, updates: bool, base_url: str | None,
-                 prefix: str | None, from_: str, retries: int, quiet: bool, as_json: bool) -> None:
+                 prefix: str | None, from_: str, sha256: str | None, retries: int, quiet: bool,
+                 as_json: bool) -> None:
     """Download raw corpora (needs internet): PubMed XML with md5 checks and resume, MedRAG textbooks,
     StatPearls. Then ingest them with `medrag corpus ingest`.
 
@@ -200,8 +227,8 @@ def download_cmd(what: str, out: Path | None, files: str | None, updates: bool, 
                                    prefix=prefix, retries=retries, progress=progress)
         source, inputs, hint = "pubmed", paths, [out]  # a folder ingests in name order: baseline, then updates
     elif what == "statpearls" and from_ == "ncbi":
-        folder = dl.download_statpearls_archive(out, url=base_url or dl.STATPEARLS_URL, retries=retries,
-                                                progress=progress)
+        folder = dl.download_statpearls_archive(out, url=base_url or dl.STATPEARLS_URL, sha256=sha256,
+                                                retries=retries, progress=progress)
         source, inputs, hint = "pmc", [folder], [folder]
     else:
         inputs = dl.download_hub_corpus(what, out)

@@ -84,9 +84,9 @@ def _registry_entry(path: Path) -> dict[str, Any] | None:
 def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
     """Documents of one guideline file (``.md`` → one document; ``.jsonl[.gz]`` → one per line)."""
     if path.name.lower().endswith((".jsonl", ".jsonl.gz")):
-        yield from _parse_jsonl(path, skips)
+        yield from _parse_jsonl(path, skips, config.max_record_bytes)
         return
-    text = read_utf8(path, skips)
+    text = read_utf8(path, skips, config.max_record_bytes)
     if text is None:
         return
     doc = _markdown_document(path, text)
@@ -130,8 +130,8 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def _parse_jsonl(path: Path, skips: Skips) -> Iterator[Document]:
-    for where, row in iter_json_objects(path, skips):
+def _parse_jsonl(path: Path, skips: Skips, max_bytes: int) -> Iterator[Document]:
+    for where, row in iter_json_objects(path, skips, max_bytes):
         gid = row.get("id")
         if gid is None or str(gid).strip() == "":
             skips.add("missing_id", where)

@@ -28,7 +28,7 @@ _LIST_FIELDS = ("mesh", "publication_types")
 
 
 def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
-    for where, row in iter_json_objects(path, skips):
+    for where, row in iter_json_objects(path, skips, config.max_record_bytes):
         doc_id = row.get("_id", row.get("id"))
         if doc_id is None or (isinstance(doc_id, str) and not doc_id.strip()) or isinstance(doc_id, (dict, list)):
             skips.add("missing_id", where)

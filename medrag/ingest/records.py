@@ -31,6 +31,8 @@ __all__ = [
     "clean_text",
     "flatten",
     "iter_lines",
+    "iter_json_objects",
+    "DEFAULT_MAX_RECORD_BYTES",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 31  # zlib: gzip header and trailer
 _BLOCK = 1 << 16
 _MAX_EXAMPLES = 3
+#: default per-record size cap (one jsonl line, one text/markdown file): larger records are skipped as
+#: ``record_too_large`` without being read into memory (``IngestConfig.max_record_bytes``)
+DEFAULT_MAX_RECORD_BYTES = 16 << 20
+#: a ``\uD800``-``\uDFFF`` escape: the line may hold a lone surrogate (checked after parsing)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,17 +222,23 @@ def _collect(element: Any, inline: frozenset[str], parts: list[str]) -> None:
             parts.append(child.tail)
 
 
-def iter_lines(path: Path, skips: Skips) -> Iterator[tuple[int, str]]:
+def iter_lines(path: Path, skips: Skips, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[int, str]]:
     """``(line number, decoded line)`` of a (possibly gzipped) text file.
 
-    Lines that are not valid UTF-8 are skipped as ``invalid_utf8``; a damaged gzip stream ends the file
-    with one ``truncated_gzip``. Blank lines are not yielded.
+    Lines that are not valid UTF-8 are skipped as ``invalid_utf8``; a line longer than ``max_bytes`` is
+    skipped as ``record_too_large`` after being read past in blocks (memory stays bounded by ``max_bytes``);
+    a damaged gzip stream ends the file with one ``truncated_gzip``. Blank lines are not yielded.
     """
     with open_binary(path) as fh:
         number = 0
         while True:
             try:
-                raw = fh.readline()
+                raw = fh.readline(max_bytes + 1)
+                if len(raw) > max_bytes and not raw.endswith(b"\n"):
+                    number += 1
+                    size = len(raw) + _skip_rest_of_line(fh)
+                    skips.add("record_too_large", f"{path.name}:{number} ({size:,} bytes > {max_bytes:,})")
+                    continue
             except READ_ERRORS as exc:
                 skips.add("truncated_gzip", f"{path.name}: after line {number} ({exc})")
                 return
@@ -241,23 +254,54 @@ def iter_lines(path: Path, skips: Skips) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
-def iter_json_objects(path: Path, skips: Skips) -> Iterator[tuple[str, dict[str, Any]]]:
+def _skip_rest_of_line(fh: IO[bytes]) -> int:
+    """Read past the rest of the current line without keeping it; returns the bytes skipped."""
+    skipped = 0
+    while True:
+        part = fh.readline(_BLOCK)
+        skipped += len(part)
+        if not part or part.endswith(b"\n"):
+            return skipped
+
+
+def iter_json_objects(
+    path: Path, skips: Skips, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(location, object)`` for each JSON-object line of a (possibly gzipped) jsonl file.
 
-    A line that is not JSON, or is JSON but not an object, is skipped as ``malformed_record``; the location
-    (``file:line``) is what skip reports name.
+    A line that is not JSON, or is JSON but not an object, is skipped as ``malformed_record``; one nested
+    too deeply to parse as ``too_deep``; one holding a lone surrogate escape (``"\\ud800"``, not text) as
+    ``invalid_unicode``; one over ``max_bytes`` as ``record_too_large``. The location (``file:line``) is what
+    skip reports name.
     """
-    for number, line in iter_lines(path, skips):
+    for number, line in iter_lines(path, skips, max_bytes):
         where = f"{path.name}:{number}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             skips.add("malformed_record", where)
             continue
+        except RecursionError:
+            skips.add("too_deep", where)
+            continue
         if not isinstance(row, dict):
             skips.add("malformed_record", where)
             continue
+        if _SURROGATE_ESCAPE.search(line) and not _is_unicode(row):
+            skips.add("invalid_unicode", where)
+            continue
         yield where, row
+
+
+def _is_unicode(row: dict[str, Any]) -> bool:
+    """Whether every string in ``row`` can be written as UTF-8 (no lone surrogate)."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except RecursionError:
+        return False
+    return True
 
 
 def release_element(elem: Any) -> None:
@@ -269,8 +313,13 @@ def release_element(elem: Any) -> None:
             del parent[0]
 
 
-def read_utf8(path: Path, skips: Skips) -> str | None:
-    """A whole text file, or None (counted as ``invalid_utf8``) when it is not valid UTF-8."""
+def read_utf8(path: Path, skips: Skips, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str | None:
+    """A whole text file, or None when it is not valid UTF-8 (counted as ``invalid_utf8``) or larger than
+    ``max_bytes`` (``record_too_large``, not read)."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        skips.add("record_too_large", f"{path.name} ({size:,} bytes > {max_bytes:,})")
+        return None
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:

@@ -27,9 +27,9 @@ __all__ = ["parse"]
 def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
-        yield from _parse_chunks(path, skips)
+        yield from _parse_chunks(path, skips, config.max_record_bytes)
         return
-    text = read_utf8(path, skips)
+    text = read_utf8(path, skips, config.max_record_bytes)
     if text is None:
         return
     stem = path.name.split(".")[0]
@@ -42,8 +42,8 @@ def parse(path: Path, config: IngestConfig, skips: Skips) -> Iterator[Document]:
     yield Document(f"textbook:{stem}", "textbooks", title, tuple(sections), Metadata())
 
 
-def _parse_chunks(path: Path, skips: Skips) -> Iterator[Document]:
-    for where, row in iter_json_objects(path, skips):
+def _parse_chunks(path: Path, skips: Skips, max_bytes: int) -> Iterator[Document]:
+    for where, row in iter_json_objects(path, skips, max_bytes):
         doc_id = row.get("id")
         if not isinstance(doc_id, (str, int)) or not str(doc_id).strip():
             skips.add("missing_id", where)

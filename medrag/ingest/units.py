@@ -105,6 +105,7 @@ def build_parameters(config: IngestConfig, tokenizer_path: str) -> dict[str, Any
         "shard_rows": config.shard_rows,
         "include_tables": config.include_tables,
         "include_captions": config.include_captions,
+        "max_record_bytes": config.max_record_bytes,
         "parser_version": PARSER_VERSION,
     }
 
