@@ -7,6 +7,11 @@ directory listing or given (``prefix="pubmed25n"``). Every file has an ``.md5`` 
 Transfers resume from a ``.part`` file with an HTTP ``Range`` request, retry with backoff, and show a
 progress bar. A finished file whose md5 verifies is never fetched again.
 
+Files without an md5 sidecar (the StatPearls archive) are checked against a pinned sha256 when one is given
+(``sha256=`` / ``--sha256``); otherwise the size and sha256 of the first complete download are recorded in
+``<file>.checksum.json`` and every later run checks the file (and any re-download) against that record.
+Hub files get the same first-download record (``checksums.json`` in ``out``).
+
 Textbooks: the MedRAG chunk files (``chunk/*.jsonl``) from the Hugging Face hub dataset ``MedRAG/textbooks``.
 StatPearls: ``MedRAG/statpearls`` from the hub, or (``from_="ncbi"``) NCBI's ``statpearls_NBK430685.tar.gz``
 archive of JATS/BITS ``.nxml`` chapters, downloaded (resumable) and unpacked.
@@ -15,6 +20,7 @@ archive of JATS/BITS ``.nxml`` chapters, downloaded (resumable) and unpacked.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import sys
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DependencyMissingError, DownloadError
+from ..manifest import atomic_write_json, sha256_file
 
 __all__ = [
     "PUBMED_BASE_URL",
@@ -34,6 +41,7 @@ __all__ = [
     "download_file",
     "download_hub_corpus",
     "download_statpearls_archive",
+    "check_recorded",
 ]
 
 log = logging.getLogger(__name__)
@@ -158,29 +166,76 @@ def download_file(
     dest: Path,
     *,
     md5_url: str | None = None,
+    sha256: str | None = None,
     client: Any = None,
     retries: int = 3,
     progress: bool = True,
     timeout: float = 60.0,
 ) -> Path:
-    """Fetch ``url`` to ``dest``: resume from ``dest.part``, retry, verify the md5 sidecar, rename last."""
+    """Fetch ``url`` to ``dest``: resume from ``dest.part``, retry, verify, rename last.
+
+    Verified against the md5 sidecar at ``md5_url`` when given; otherwise against ``sha256`` (pinned) or the
+    size and sha256 recorded in ``<dest>.checksum.json`` by the first download (which writes that record).
+    """
     if client is None:
         with _client(timeout) as own:
-            return download_file(url, dest, md5_url=md5_url, client=own, retries=retries, progress=progress)
+            return download_file(url, dest, md5_url=md5_url, sha256=sha256, client=own, retries=retries,
+                                 progress=progress)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    expected = _expected_md5(client, md5_url) if md5_url else None
-    if dest.is_file() and (expected is None or _md5(dest) == expected):
-        log.info("%s: already downloaded", dest)
-        return dest
+    check = _Check(client, md5_url, dest, sha256)
+    if dest.is_file():
+        if check.matches(dest):
+            log.info("%s: already downloaded", dest)
+            check.record(url, dest)
+            return dest
+        log.warning("%s does not match its %s: downloading again", dest, check.kind)
     part = dest.with_name(dest.name + ".part")
     for attempt in range(1, retries + 2):
         _transfer(client, url, part, retries=retries, progress=progress)
-        if expected is None or _md5(part) == expected:
+        if check.matches(part):
             part.replace(dest)
+            check.record(url, dest)
             return dest
-        log.warning("%s: md5 mismatch (attempt %d), downloading again", dest.name, attempt)
+        log.warning("%s: %s mismatch (attempt %d), downloading again", dest.name, check.kind, attempt)
         part.unlink(missing_ok=True)
-    raise DownloadError(f"{url}: md5 does not match {md5_url} after {retries + 1} attempts")
+    raise DownloadError(f"{url}: {check.kind} does not match {check.source} after {retries + 1} attempts")
+
+
+class _Check:
+    """How a downloaded file is verified: md5 sidecar, pinned sha256, or the first download's record."""
+
+    def __init__(self, client: Any, md5_url: str | None, dest: Path, sha256: str | None) -> None:
+        self.md5 = _expected_md5(client, md5_url) if md5_url else None
+        self.record_path = dest.with_name(dest.name + ".checksum.json")
+        recorded = _read_record(self.record_path) if self.md5 is None else None
+        self.sha256 = sha256.lower() if sha256 else (recorded or {}).get("sha256")
+        self.size = None if sha256 else (recorded or {}).get("size")
+        self.kind = "md5" if self.md5 else "sha256"
+        self.source = md5_url if self.md5 else "the pinned sha256" if sha256 else str(self.record_path)
+
+    def matches(self, path: Path) -> bool:
+        if self.md5 is not None:
+            return _md5(path) == self.md5
+        if self.size is not None and path.stat().st_size != self.size:
+            return False
+        return self.sha256 is None or sha256_file(path) == self.sha256  # None: first download, nothing to check
+
+    def record(self, url: str, path: Path) -> None:
+        if self.md5 is None and not self.record_path.is_file():
+            atomic_write_json(self.record_path, {"url": url, "size": path.stat().st_size,
+                                                 "sha256": self.sha256 or sha256_file(path)})
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DownloadError(f"{path}: checksum record is not valid JSON; delete it to record a new one") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        raise DownloadError(f"{path}: checksum record has no sha256; delete it to record a new one")
+    return record
 
 
 def _transfer(client: Any, url: str, part: Path, *, retries: int, progress: bool) -> None:
@@ -253,16 +308,42 @@ def download_hub_corpus(
     if not files:
         hint = "; try --from ncbi" if name == "statpearls" else ""
         raise DownloadError(f"{repo} on the hub holds no files matching {', '.join(patterns)}{hint}")
+    check_recorded(out, files)
     return files
 
 
+def check_recorded(out: Path, files: list[Path]) -> None:
+    """Check ``files`` against the sizes and sha256 recorded in ``out/checksums.json`` by the first download
+    (files new since then are added to the record); a mismatch is a DownloadError naming the file."""
+    record_path = out / "checksums.json"
+    recorded: dict[str, Any] = {}
+    if record_path.is_file():
+        try:
+            recorded = json.loads(record_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DownloadError(f"{record_path}: not valid JSON; delete it to record new checksums") from exc
+    changed = False
+    for path in files:
+        rel = path.relative_to(out).as_posix()
+        entry = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        if rel not in recorded:
+            recorded[rel], changed = entry, True
+        elif recorded[rel] != entry:
+            raise DownloadError(f"{path}: differs from the size/sha256 recorded at its first download in "
+                                f"{record_path}; delete the file and download again")
+    if changed:
+        atomic_write_json(record_path, recorded)
+
+
 def download_statpearls_archive(
-    out: str | Path, *, url: str = STATPEARLS_URL, retries: int = 3, progress: bool = True
+    out: str | Path, *, url: str = STATPEARLS_URL, sha256: str | None = None, retries: int = 3,
+    progress: bool = True,
 ) -> Path:
-    """NCBI's StatPearls archive downloaded (resumable) and unpacked into ``out``; returns the folder of
-    ``.nxml`` files to pass to ``medrag corpus ingest pmc``."""
+    """NCBI's StatPearls archive downloaded (resumable), verified (``sha256`` when pinned, else the record of
+    the first download) and unpacked into ``out``; returns the folder of ``.nxml`` files to pass to
+    ``medrag corpus ingest pmc``."""
     out = Path(out)
-    archive = download_file(url, out / url.rsplit("/", 1)[-1], retries=retries, progress=progress)
+    archive = download_file(url, out / url.rsplit("/", 1)[-1], sha256=sha256, retries=retries, progress=progress)
     target = out / archive.name.removesuffix(".tar.gz")
     marker = target / ".unpacked"
     if marker.is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import socket
 import tarfile
@@ -174,3 +175,66 @@ def test_statpearls_archive_from_ncbi_url(server, fixtures_dir, tmp_path):
     result = runner.invoke(cli, ["corpus", "ingest", "pmc", "-i", str(folder), "--out", str(tmp_path / "c"), "-q"])
     assert result.exit_code == 0, result.output
     assert "pmc: 1 documents" in result.output
+
+
+def _statpearls_tar(fixtures_dir, text=b""):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(fixtures_dir / "ingest/pmc/statpearls.nxml", arcname="statpearls_NBK430685/article-99999.nxml")
+        if text:
+            info = tarfile.TarInfo("statpearls_NBK430685/extra.txt")
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    return buf.getvalue()
+
+
+def test_archive_checksum_recorded_on_first_download_and_checked_after(server, fixtures_dir, tmp_path):
+    from medrag.ingest.download import download_statpearls_archive
+
+    good = _statpearls_tar(fixtures_dir)
+    server.files["/sp.tar.gz"] = good
+    out = tmp_path / "sp"
+    download_statpearls_archive(out, url=server.url + "/sp.tar.gz", progress=False)
+    record = json.loads((out / "sp.tar.gz.checksum.json").read_text())
+    assert record["size"] == len(good) and record["sha256"] == hashlib.sha256(good).hexdigest()
+    # the local archive is damaged (same size): the next run notices and downloads it again
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2] ^= 0xFF
+    (out / "sp.tar.gz").write_bytes(bytes(damaged))
+    download_statpearls_archive(out, url=server.url + "/sp.tar.gz", progress=False)
+    assert (out / "sp.tar.gz").read_bytes() == good
+    # the server now sends other bytes: refused, nothing replaced
+    (out / "sp.tar.gz").unlink()
+    server.files["/sp.tar.gz"] = _statpearls_tar(fixtures_dir, b"tampered")
+    with pytest.raises(DownloadError, match="sha256 does not match"):
+        download_statpearls_archive(out, url=server.url + "/sp.tar.gz", retries=1, progress=False)
+    assert not (out / "sp.tar.gz").exists() and not list(out.glob("*.part"))
+
+
+def test_archive_pinned_sha256(server, fixtures_dir, tmp_path):
+    data = _statpearls_tar(fixtures_dir)
+    server.files["/sp.tar.gz"] = data
+    runner = CliRunner()
+    args = ["corpus", "download", "statpearls", "--from", "ncbi", "--base-url", server.url + "/sp.tar.gz",
+            "--retries", "1", "-q"]
+    bad = runner.invoke(cli, [*args, "--out", str(tmp_path / "a"), "--sha256", "0" * 64])
+    assert bad.exit_code != 0 and bad.output.startswith("Error: ") and "sha256" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    ok = runner.invoke(cli, [*args, "--out", str(tmp_path / "b"), "--sha256", hashlib.sha256(data).hexdigest()])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_hub_files_checked_against_first_download(tmp_path):
+    out = tmp_path / "tb"
+
+    def snapshot(repo_id, repo_type, local_dir, allow_patterns):
+        (out / "chunk").mkdir(parents=True, exist_ok=True)
+        if not (out / "chunk" / "a.jsonl").exists():
+            (out / "chunk" / "a.jsonl").write_text('{"id": "a", "content": "x"}\n')
+
+    files = download_hub_corpus("textbooks", out, snapshot=snapshot)
+    assert json.loads((out / "checksums.json").read_text())["chunk/a.jsonl"]["size"] == len(files[0].read_bytes())
+    download_hub_corpus("textbooks", out, snapshot=snapshot)  # unchanged: fine
+    (out / "chunk" / "a.jsonl").write_text('{"id": "a", "content": "y"}\n')
+    with pytest.raises(DownloadError, match="differs from the size/sha256 recorded"):
+        download_hub_corpus("textbooks", out, snapshot=snapshot)
