@@ -24,9 +24,16 @@ __all__ = [
     "sha256_file",
     "read_manifest",
     "fingerprint",
+    "DIGEST_KEY",
+    "manifest_digest",
+    "seal_manifest",
+    "write_manifest",
+    "check_manifest_digest",
 ]
 
 MANIFEST_NAME = "manifest.json"
+#: key under which a manifest stores the sha256 of its own canonical content (every other key)
+DIGEST_KEY = "manifest_sha256"
 _BLOCK = 1 << 20
 
 
@@ -110,7 +117,36 @@ def read_manifest(
             f"{path}: format_version {version!r} is not supported by this medrag "
             f"(supported: {', '.join(map(str, supported_versions))}); rebuild the {kind}"
         )
+    check_manifest_digest(manifest, path, kind=kind, error=error)
     return manifest
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON (key-sorted, compact), leaving out the digest itself."""
+    return fingerprint({k: v for k, v in manifest.items() if k != DIGEST_KEY})
+
+
+def seal_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``manifest`` plus its own content digest (what ``read_manifest`` checks)."""
+    body = {k: v for k, v in manifest.items() if k != DIGEST_KEY}
+    return {**body, DIGEST_KEY: manifest_digest(body)}
+
+
+def write_manifest(path: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Seal ``manifest`` with its digest and write it atomically; returns what was written."""
+    sealed = seal_manifest(manifest)
+    atomic_write_json(path, sealed)
+    return sealed
+
+
+def check_manifest_digest(manifest: Mapping[str, Any], path: Path, *, kind: str, error: type[MedragError]) -> None:
+    """Refuse a manifest whose content no longer matches the digest it was written with (any edit)."""
+    recorded = manifest.get(DIGEST_KEY)
+    if recorded is None:
+        raise error(f"{path}: manifest has no {DIGEST_KEY} (edited, or written by an older medrag); rebuild the {kind}")
+    if recorded != manifest_digest(manifest):
+        raise error(f"{path}: manifest was modified after it was written ({DIGEST_KEY} does not match); "
+                    f"rebuild the {kind}")
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:

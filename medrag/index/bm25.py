@@ -220,8 +220,9 @@ class BM25Index:
             raise IndexFormatError(f"{path}: BM25 file(s) missing: {', '.join(missing)}")
         try:
             model = bm25s.BM25.load(str(path), mmap=mmap, load_corpus=False)
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexFormatError(f"{path}: BM25 index is unreadable ({exc}); rebuild the index") from exc
+        except (OSError, ValueError, KeyError, EOFError) as exc:  # numpy's text would suggest allow_pickle
+            raise IndexFormatError(f"{path}: BM25 index is unreadable ({type(exc).__name__}); run `medrag index "
+                                   "verify`, then rebuild the index") from None
         return cls(model, BiomedicalTokenizer(config))
 
     def term_ids(self, query: str) -> np.ndarray:

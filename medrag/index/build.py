@@ -28,7 +28,7 @@ import numpy as np
 from ..config import EncoderConfig, FaissConfig, IndexConfig, ScaleConfig, config_to_dict
 from ..errors import IndexFormatError, InputError
 from ..ingest.store import Corpus
-from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
+from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint, sha256_file
 from .bm25 import BM25_FILES, build_bm25
 from .bm25_parts import build_bm25_in_parts, merge_parts
 from .dense import encode_to_shards, merge_shards, pending_shards, prepare_shard_dir, shard_paths
@@ -140,11 +140,10 @@ def _encode(corpus: Corpus, out: Path, encoder: EncoderConfig, scale: ScaleConfi
     """Encode every row into ``<leg_dir>/vectors.npy`` (resumable); returns the dimension."""
     key = {"encoder": encoder_spec(encoder), "corpora": list(corpus.fingerprints)}
     info_path, vectors_path = out / leg_dir / "vectors.json", out / leg_dir / "vectors.npy"
-    if vectors_path.is_file() and info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if info.get("key") == key and info.get("rows") == corpus.num_rows:
-            log.info("vectors already encoded for this corpus and encoder: reusing %s", vectors_path)
-            return int(info["dim"])
+    reusable = _reusable_vectors(vectors_path, info_path, key, corpus.num_rows)
+    if reusable is not None:
+        log.info("vectors already encoded for this corpus and encoder: reusing %s", vectors_path)
+        return reusable
     info_path.unlink(missing_ok=True)
     bar = _Bar(progress, corpus.num_rows, "Encode" if leg_dir == "dense" else f"Encode {leg_dir}", "chunk")
     try:
@@ -161,8 +160,26 @@ def _encode(corpus: Corpus, out: Path, encoder: EncoderConfig, scale: ScaleConfi
     dim = int(np.load(shards[0], mmap_mode="r").shape[1])
     merge_shards(shards, vectors_path, corpus.num_rows, dim)
     shutil.rmtree(out / leg_dir / "shards", ignore_errors=True)
-    atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": dim})
+    atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": dim,
+                                  "size": vectors_path.stat().st_size, "sha256": sha256_file(vectors_path)})
     return dim
+
+
+def _reusable_vectors(vectors_path: Path, info_path: Path, key: dict[str, Any], rows: int) -> int | None:
+    """The dimension of an earlier run's ``vectors.npy`` when it may be reused: same encoder and corpora, and
+    the file still has the size and sha256 recorded when it was written (a corrupted file is re-encoded)."""
+    if not (vectors_path.is_file() and info_path.is_file()):
+        return None
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(info, dict) or info.get("key") != key or info.get("rows") != rows:
+        return None
+    if info.get("size") != vectors_path.stat().st_size or info.get("sha256") != sha256_file(vectors_path):
+        log.warning("%s does not match the hash recorded when it was written: encoding again", vectors_path)
+        return None
+    return int(info["dim"])
 
 
 def _encode_ray(corpus: Corpus, shard_dir: Path, encoder: EncoderConfig, scale: ScaleConfig,

@@ -36,6 +36,7 @@ __all__ = [
     "shard_paths",
     "encode_to_shards",
     "merge_shards",
+    "load_vectors",
     "faiss_module",
     "resolve_faiss_device",
     "train_faiss",
@@ -171,6 +172,25 @@ def merge_shards(paths: Sequence[Path], out: Path, n_rows: int, dim: int) -> Non
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, out)
+
+
+def load_vectors(path: Path, rows: int | None = None, dim: int | None = None) -> np.ndarray:
+    """Memory-map an index's ``vectors.npy`` (float32, 2-D); a corrupt file is a one-line IndexFormatError
+    (numpy's own message is not relayed: it suggests ``allow_pickle``, which must never be used here)."""
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise IndexFormatError(
+            f"{path}: not a readable float32 .npy file ({type(exc).__name__}); the index is corrupt: "
+            "run `medrag index verify`, then rebuild the index"
+        ) from exc
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or (rows is not None and vectors.shape[0] != rows) \
+            or (dim is not None and vectors.shape[1] != dim):
+        raise IndexFormatError(
+            f"{path}: vectors have shape {vectors.shape} and dtype {vectors.dtype}, expected float32 "
+            f"({rows}, {dim}); the index is corrupt: rebuild it"
+        )
+    return vectors
 
 
 # --------------------------------------------------------------------------------------------- faiss

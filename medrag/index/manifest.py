@@ -21,7 +21,7 @@ from .._version import __version__
 from ..config import FusionConfig, IndexConfig, config_to_dict, index_config_from_dict
 from ..errors import ConfigError, IndexFormatError
 from ..ingest.store import Corpus
-from ..manifest import MANIFEST_NAME, atomic_write_json, read_manifest, sha256_file
+from ..manifest import DIGEST_KEY, MANIFEST_NAME, read_manifest, sha256_file, write_manifest
 
 __all__ = [
     "INDEX_FORMAT_VERSION",
@@ -300,7 +300,7 @@ def write_index_manifest(index_dir: Path, body: dict[str, Any], files: Sequence[
         "files": file_records(index_dir, files),
     }
     manifest = IndexManifest.from_dict(data)
-    atomic_write_json(index_dir / MANIFEST_NAME, data)
+    write_manifest(index_dir / MANIFEST_NAME, data)  # sealed with its own digest
     return manifest
 
 
@@ -309,6 +309,7 @@ def read_index_manifest(index_dir: str | Path) -> IndexManifest:
     if not root.exists():
         raise IndexFormatError(f"{root}: no such index; build one with `medrag index build`")
     data = read_manifest(root, kind="index", supported_versions=(INDEX_FORMAT_VERSION,), error=IndexFormatError)
+    data.pop(DIGEST_KEY, None)  # checked by read_manifest; not part of the typed manifest
     try:
         return IndexManifest.from_dict(data)
     except IndexFormatError as exc:

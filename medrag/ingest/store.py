@@ -13,6 +13,7 @@ document index every index (BM25 and FAISS alike) refers to.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import pyarrow.ipc as ipc
 
 from .._version import __version__
 from ..errors import CorpusError
-from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint, read_manifest, sha256_file
+from ..manifest import MANIFEST_NAME, fingerprint, read_manifest, sha256_file, write_manifest
 from ..types import Chunk, Hit, Metadata
 from .rows import BatchRows
 
@@ -127,7 +128,21 @@ def _row_to_chunk(row: dict[str, Any]) -> Chunk:
 
 def batch_to_chunks(batch: pa.RecordBatch | pa.Table) -> list[Chunk]:
     """Chunks from a batch/table in ``CHUNK_SCHEMA`` (row order kept)."""
-    return [_row_to_chunk(row) for row in batch.to_pylist()]
+    with corrupt_data_is_an_error():
+        return [_row_to_chunk(row) for row in batch.to_pylist()]
+
+
+@contextlib.contextmanager
+def corrupt_data_is_an_error() -> Iterator[None]:
+    """Shard bytes that are not valid UTF-8, or an unparseable ``extra`` (a corrupted shard whose size still
+    matches the manifest), become a one-line CorpusError instead of a decoding traceback."""
+    try:
+        yield
+    except (UnicodeDecodeError, json.JSONDecodeError, pa.ArrowException) as exc:
+        raise CorpusError(
+            f"corpus shard data is corrupt ({type(exc).__name__}); run `medrag corpus verify` or "
+            "`medrag index verify`, then re-ingest"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- writer
@@ -276,8 +291,7 @@ def write_corpus_manifest(
         "totals": {"chunks": rows, **totals},
         "fingerprint": corpus_fingerprint(parameters, shard_dicts),
     }
-    atomic_write_json(Path(root) / MANIFEST_NAME, manifest)
-    return manifest
+    return write_manifest(Path(root) / MANIFEST_NAME, manifest)
 
 
 def write_corpus(
@@ -380,15 +394,17 @@ class Corpus:
         Costs O(k): each row is located in its record batch (binary search over batch starts) and only
         that row is decoded from the memory-mapped shard buffers (``rows.BatchRows``), whatever the corpus size.
         """
-        return [reader.chunk(i) for reader, i in self._locate(rows)]
+        located = self._locate(rows)
+        with corrupt_data_is_an_error():
+            return [reader.chunk(i) for reader, i in located]
 
     def hits(self, rows: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> list[Hit]:
         """``Hit``s (rank 1..k) for corpus ``rows`` and their ``scores``, read like ``take``."""
         values = np.asarray(scores, dtype=np.float64).tolist()
-        return [
-            reader.hit(i, s, rank)
-            for rank, ((reader, i), s) in enumerate(zip(self._locate(rows), values, strict=True), start=1)
-        ]
+        located = self._locate(rows)
+        with corrupt_data_is_an_error():
+            return [reader.hit(i, s, rank) for rank, ((reader, i), s) in enumerate(zip(located, values, strict=True),
+                                                                               start=1)]
 
     def _locate(self, rows: Sequence[int] | np.ndarray) -> list[tuple[BatchRows, int]]:
         wanted = rows.tolist() if isinstance(rows, np.ndarray) else list(rows)

@@ -66,7 +66,7 @@ class DenseLeg:
     @property
     def index(self) -> DenseIndex:
         if self._index is None:
-            vectors = np.load(self.root / self.record.vectors, mmap_mode="r")
+            vectors = load_vectors(self.root / self.record.vectors, dim=self.record.dim)
             faiss_index = load_dense_faiss(self.root, self.record.faiss, self.faiss_config)
             if faiss_index.ntotal != vectors.shape[0]:
                 raise IndexFormatError(

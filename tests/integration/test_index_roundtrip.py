@@ -15,6 +15,7 @@ import medrag
 from medrag.config import EncoderConfig, FusionConfig, IndexConfig
 from medrag.errors import ConfigError, IndexFormatError, InputError, QueryError
 from medrag.ingest.store import write_corpus
+from medrag.manifest import atomic_write_json, seal_manifest
 from medrag.retrieve.base import Retriever
 from medrag.types import Chunk, Metadata
 
@@ -197,7 +198,7 @@ def test_index_moves_with_its_corpus(built, tmp_path):
     index = _copy_index(built, tmp_path)
     manifest = json.loads((index / "manifest.json").read_text())
     manifest["corpora"][0]["absolute_path"] = "/nonexistent"  # only the relative path can resolve
-    (index / "manifest.json").write_text(json.dumps(manifest))
+    atomic_write_json(index / "manifest.json", seal_manifest(manifest))  # an edit must be re-sealed
     assert len(medrag.load_index(index).search("gout", k=2)) == 2
 
 
