@@ -19,8 +19,14 @@ json_option = click.option(
 
 
 def emit_json(obj: Any) -> None:
-    """Print ``obj`` as JSON on stdout (UTF-8, no ASCII escaping)."""
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=_default))
+    """Print ``obj`` as JSON on stdout (UTF-8, no ASCII escaping). Text that is not valid Unicode (lone
+    surrogates from undecodable bytes) is written as ``\\udcff`` escapes, so the output is always valid JSON."""
+    text = json.dumps(obj, ensure_ascii=False, indent=2, default=_default)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, indent=2, default=_default)
+    click.echo(text)
 
 
 def _default(value: Any) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..cli_common import emit_json, json_option
+from ..errors import InputError
 
 __all__ = ["corpus"]
 
@@ -86,6 +87,10 @@ def ingest_cmd(source: str, more_inputs: tuple[Path, ...], inputs: tuple[Path, .
         raise click.UsageError("give inputs as repeated -i or as several files after one -i, not both "
                                "(their order matters)")
     inputs = inputs + more_inputs
+    out = out or Path("corpora") / source
+    if not _utf8(str(out)):
+        raise InputError(f"--out {str(out).encode('utf-8', 'backslashreplace').decode()}: the corpus path must be "
+                         "valid UTF-8 (Arrow cannot write other names)")
     config = IngestConfig(
         source=source,
         chunk=ChunkConfig(max_tokens=max_tokens, overlap_tokens=overlap_tokens, tokenizer=tokenizer),
@@ -95,7 +100,7 @@ def ingest_cmd(source: str, more_inputs: tuple[Path, ...], inputs: tuple[Path, .
         include_captions=include_captions,
         max_record_bytes=int(max_record_mb * (1 << 20)),
     )
-    report = ingest(source, list(inputs), out or Path("corpora") / source, config,
+    report = ingest(source, list(inputs), out, config,
                     progress=not quiet and not as_json, resume=not restart,
                     scale=ScaleConfig(engine=engine, address=address))
     check_not_empty(report.to_dict())
@@ -105,10 +110,16 @@ def ingest_cmd(source: str, more_inputs: tuple[Path, ...], inputs: tuple[Path, .
     _print_report(report.to_dict())
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_not_empty(r: dict[str, Any]) -> None:
     """An InputError when a run produced no document although its inputs held records (all skipped)."""
-    from ..errors import InputError
-
     skipped = r["skipped"]
     if r["documents"] == 0 and r["chunks"] == 0 and r["deleted"] == 0 and r["inputs"]:
         detail = ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items())) or "no record found"

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import QueryError
 from ..types import Hit
 
-__all__ = ["Retriever", "Filters", "check_query", "check_k"]
+__all__ = ["Retriever", "Filters", "check_query", "check_k", "check_text"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,20 @@ def check_query(query: Any) -> str:
     """The query stripped; QueryError when it is not a non-empty string."""
     if not isinstance(query, str) or not query.strip():
         raise QueryError("query must be a non-empty string")
+    check_text(query, "query")
     return query.strip()
+
+
+def check_text(text: str, what: str = "query") -> str:
+    """``text`` unchanged when it is encodable as UTF-8; a one-line QueryError when it holds a lone surrogate
+    (what invalid UTF-8 bytes on a command line or a ``"\\ud800"`` JSON escape decode to)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QueryError(
+            f"{what} is not valid UTF-8 text (undecodable byte or lone surrogate at character {exc.start})"
+        ) from None
+    return text
 
 
 def check_k(k: Any) -> int:
