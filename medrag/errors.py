@@ -15,6 +15,7 @@ __all__ = [
     "QueryError",
     "LLMError",
     "BackendUnavailableError",
+    "ContextOverflowError",
     "DependencyMissingError",
     "DownloadError",
     "DataNotFoundError",
@@ -60,6 +61,24 @@ class LLMError(MedragError):
 
 class BackendUnavailableError(LLMError):
     """A backend cannot be used here (no server, no GPU, model file missing)."""
+
+
+class ContextOverflowError(LLMError):
+    """A prompt does not fit the model's context window (``tokens`` needed, ``limit`` available).
+
+    A request problem, not a backend failure: servers answer it with a 4xx that states the limit."""
+
+    def __init__(self, message: str, *, tokens: int | None = None, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+        self.limit = limit
+
+    def public_message(self) -> str:
+        """The message without backend details (paths, URLs): what a remote client may see."""
+        needed = f" needs {self.tokens} tokens;" if self.tokens is not None else ""
+        limit = f" the model's context is {self.limit} tokens" if self.limit is not None else \
+            " it exceeds the model's context window"
+        return f"prompt too long:{needed}{limit}; ask a shorter question or use a smaller k / fewer rounds"
 
 
 class DependencyMissingError(MedragError, ImportError):

@@ -24,6 +24,13 @@ class ServeConfig:
     into one ``batch_search`` of at most ``batch_queries`` queries; at most ``max_pending`` queries may wait
     (more: 503). ``ask_concurrency`` questions run at once (each on its own thread). A search taking longer
     than ``search_timeout`` seconds, or an ask longer than ``ask_timeout``, is answered 504.
+    Browsers and clients: ``cors_origins`` lists the web origins allowed to call the API from a browser
+    (empty = CORS off); a POST whose ``Origin`` header names another origin is refused (403), so a web page
+    cannot drive a keyless local server. ``allowed_hosts``: ``Host`` header names accepted (``None`` =
+    loopback names plus ``host``, or any name when binding a wildcard address; ``("*",)`` = any); others are
+    400 (DNS rebinding). Slow clients: a request body not received within ``read_timeout`` seconds is 408;
+    idle keep-alive connections close after ``keep_alive_timeout`` seconds; request heads over
+    ``max_header_bytes`` are refused by the HTTP parser.
     """
 
     host: str = "127.0.0.1"
@@ -42,6 +49,11 @@ class ServeConfig:
     ask_concurrency: int = 1
     search_timeout: float = 30.0
     ask_timeout: float = 600.0
+    cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] | None = None
+    read_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_header_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
         _check(bool(self.host), "host must not be empty")
@@ -52,4 +64,16 @@ class ServeConfig:
                      "max_filter_values", "batch_queries", "max_pending", "ask_concurrency"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(1 <= self.default_k <= self.max_k, f"default_k must be in 1..max_k, got {self.default_k}")
-        _check(self.search_timeout > 0 and self.ask_timeout > 0, "timeouts must be > 0")
+        _check(min(self.search_timeout, self.ask_timeout, self.read_timeout, self.keep_alive_timeout) > 0,
+               "timeouts must be > 0")
+        _check(self.max_header_bytes >= 1024, f"max_header_bytes must be >= 1024, got {self.max_header_bytes}")
+        _check(all(o.startswith(("http://", "https://")) or o == "*" for o in self.cors_origins),
+               f"cors_origins must be origins such as https://app.example.org, got {self.cors_origins}")
+
+    def host_names(self) -> tuple[str, ...]:
+        """The ``Host`` header names the server accepts (``("*",)`` = any)."""
+        if self.allowed_hosts is not None:
+            return tuple(h.lower() for h in self.allowed_hosts)
+        if self.host in ("0.0.0.0", "::", "[::]", ""):
+            return ("*",)
+        return tuple(dict.fromkeys(("localhost", "127.0.0.1", "[::1]", self.host.lower())))

@@ -93,11 +93,21 @@ def _common(fn: Any) -> Any:
               help="Seconds before an ask is answered 504.")
 @click.option("--ask-concurrency", type=click.IntRange(1, 64), default=_DEFAULTS.ask_concurrency, show_default=True,
               help="Questions answered at once.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Web origin allowed to call the API from a browser (repeatable; default: none, CORS off; "
+                   "POSTs from other origins are refused).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Host header name to accept (repeatable; default: loopback names and --host; '*' = any).")
+@click.option("--read-timeout", type=click.FloatRange(0.001), default=_DEFAULTS.read_timeout, show_default=True,
+              help="Seconds a client has to send its request body (then 408).")
+@click.option("--keep-alive-timeout", type=click.FloatRange(0.001), default=_DEFAULTS.keep_alive_timeout,
+              show_default=True, help="Seconds an idle keep-alive connection stays open.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True, help="uvicorn log level.")
 def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_llm: bool, device: str, host: str,
           port: int, api_key_env: str | None, max_k: int, max_batch: int, max_body_bytes: int,
-          search_timeout: float, ask_timeout: float, ask_concurrency: int, log_level: str) -> None:
+          search_timeout: float, ask_timeout: float, ask_concurrency: int, cors_origins: tuple[str, ...],
+          allowed_hosts: tuple[str, ...], read_timeout: float, keep_alive_timeout: float, log_level: str) -> None:
     """Serve search and ask over HTTP (FastAPI + uvicorn).
 
     \b
@@ -113,19 +123,21 @@ def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_
     uvicorn = require("uvicorn", "uvicorn", "serve", "the HTTP service")
     cfg = ServeConfig(host=host, port=port, api_key_env=api_key_env, max_k=max_k, max_batch=max_batch,
                       default_k=min(_DEFAULTS.default_k, max_k), max_body_bytes=max_body_bytes,
-                      search_timeout=search_timeout, ask_timeout=ask_timeout, ask_concurrency=ask_concurrency)
+                      search_timeout=search_timeout, ask_timeout=ask_timeout, ask_concurrency=ask_concurrency,
+                      cors_origins=cors_origins, allowed_hosts=allowed_hosts or None, read_timeout=read_timeout,
+                      keep_alive_timeout=keep_alive_timeout)
     api_key = read_api_key(api_key_env)
     if not is_loopback(host) and api_key is None:
         click.secho(f"Warning: binding {host} without an API key: anyone who can reach this port can query the "
                     "index. Use --api-key-env NAME (and TLS in front) for non-local access.", fg="yellow", err=True)
-    from .server import create_app
+    from .server import create_app, uvicorn_options
 
     retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm)
     try:
         app = create_app(retriever, llm, cfg, api_key=api_key, index_label=str(index))
         click.echo(f"medrag serving {index} ({retriever.corpus.num_rows} chunks, mode {mode}; "
                    f"LLM: {llm.name if llm is not None else 'none'}) on http://{host}:{port}", err=True)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(cfg))
     finally:
         if llm is not None:
             llm.close()

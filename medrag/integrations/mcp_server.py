@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ..config import ServeConfig
-from ..errors import DependencyMissingError, MedragError
+from ..errors import ContextOverflowError, DependencyMissingError, LLMError, MedragError
 from ..reason.runner import normalize_options
 from ..retrieve.base import Filters, Retriever
 from .schemas import (
@@ -28,6 +28,7 @@ from .schemas import (
     answer_model,
     hits_model,
     request_models,
+    validation_message,
 )
 from .service import AskParams, SearchService, run_ask
 
@@ -44,13 +45,28 @@ _INSTRUCTIONS = (
 
 
 def _sdk() -> tuple[Any, type[Exception]]:
-    """The SDK's high-level server class and its ToolError (mcp >= 2: ``MCPServer``)."""
+    """medrag's server class (the SDK's ``MCPServer`` with one-line argument errors) and the SDK's ToolError."""
     try:
         from mcp.server.mcpserver import MCPServer
         from mcp.server.mcpserver.exceptions import ToolError
     except ImportError as exc:
         raise DependencyMissingError("mcp>=2", "mcp", "the MCP server") from exc
-    return MCPServer, ToolError
+    from pydantic import ValidationError
+
+    class OneLineErrorServer(MCPServer):  # type: ignore[misc, valid-type]
+        """Tool errors are one line: the SDK reports arguments that fail the input schema as pydantic's
+        multi-line dump; this names the first bad field and its message instead (like the HTTP service)."""
+
+        async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, ValidationError):
+                    raise ToolError(f"Error executing tool {name}: {validation_message(cause.errors())}") from cause
+                raise
+
+    return OneLineErrorServer, ToolError
 
 
 def build_mcp_server(retriever: Retriever | SearchService, llm: Any = None, config: ServeConfig | None = None) -> Any:
@@ -69,7 +85,7 @@ def build_mcp_server(retriever: Retriever | SearchService, llm: Any = None, conf
     k_type = Annotated[int, Field(ge=1, le=cfg.max_k, description=f"Number of passages (1..{cfg.max_k}).")]
 
     def failed(exc: MedragError) -> Exception:
-        return tool_error(str(exc))
+        return tool_error(public_message(exc))
 
     async def search(
         query: Annotated[str, Field(min_length=1, max_length=cfg.max_query_chars, description="What to search for.")],
@@ -131,6 +147,16 @@ def _ask_tool(service: SearchService, llm: Any, cfg: ServeConfig, filters_model:
         return answer_model(answer, include_trace=False)
 
     return ask
+
+
+def public_message(exc: MedragError) -> str:
+    """One line for a tool error; an LLM backend's failure names no URL or errno (those go to the log)."""
+    if isinstance(exc, ContextOverflowError):
+        return exc.public_message()
+    if isinstance(exc, LLMError):
+        log.error("LLM backend failed: %s", exc)
+        return "the language model backend failed (details are in the server log)"
+    return " ".join(str(exc).split())
 
 
 def run_stdio(server: Any) -> None:

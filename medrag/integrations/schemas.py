@@ -7,6 +7,7 @@ OpenAPI schema states the limits the server enforces.
 
 # no ``from __future__ import annotations``: FastAPI and the MCP SDK read these annotations at runtime
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from ..types import Answer, Hit
 __all__ = [
     "MetadataModel", "HitModel", "SearchResponse", "QueryHits", "BatchSearchResponse", "CitationModel",
     "AnswerModel", "ErrorDetail", "ErrorResponse", "HealthResponse", "RequestModels", "request_models",
-    "hits_model", "answer_model", "SearchMode", "AskMode",
+    "hits_model", "answer_model", "SearchMode", "AskMode", "validation_message",
 ]
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
@@ -115,16 +116,20 @@ class ErrorResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """Liveness; the other fields only for requests carrying the API key (or on a keyless server)."""
+
     status: Literal["ok"]
-    version: str
-    index: str
-    rows: int
-    modes: list[str]
-    default_mode: str
-    llm: str | None
-    ask: bool
-    searches: int = Field(description="Queries searched since start (including merged batches).")
-    search_batches: int = Field(description="batch_search calls those queries took (merging makes it fewer).")
+    version: str | None = None
+    index: str | None = Field(default=None, description="The index directory's name (never an absolute path).")
+    rows: int | None = None
+    modes: list[str] | None = None
+    default_mode: str | None = None
+    llm: str | None = Field(default=None, description="The model's name (no endpoint URL or file path).")
+    ask: bool | None = None
+    searches: int | None = Field(default=None,
+                                 description="Queries searched since start (including merged batches).")
+    search_batches: int | None = Field(
+        default=None, description="batch_search calls those queries took (merging makes it fewer).")
 
 
 def hits_model(hits: list[Hit]) -> list[HitModel]:
@@ -194,3 +199,11 @@ def request_models(cfg: ServeConfig) -> RequestModels:
         include_trace: bool = Field(False, description="Include the per-round trace (prompts, outputs).")
 
     return RequestModels(filters=Filters, search=SearchRequest, batch_search=BatchSearchRequest, ask=AskRequest)
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """One line for pydantic validation errors: the first error's field and message, and how many more."""
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "arguments"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return " ".join(f"{where}: {first.get('msg', 'invalid value')}{more}".split())

@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import PurePath
 from typing import Any
 
 from .._optional import require
@@ -32,14 +33,16 @@ from .service import AskParams, SearchService, public_event, run_ask
 
 require("fastapi", "fastapi", "serve", "the HTTP service")
 
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import StreamingResponse  # noqa: E402
 
 from .http_layer import (  # noqa: E402
+    AUTHORIZED,
     ERROR_RESPONSES,
     ApiError,
     ApiKeyGuard,
     BodyLimitGuard,
+    HostOriginGuard,
     JsonBody,
     describe_error,
     install_error_handlers,
@@ -55,7 +58,7 @@ from .schemas import (  # noqa: E402
     request_models,
 )
 
-__all__ = ["create_app", "ServerState"]
+__all__ = ["create_app", "ServerState", "uvicorn_options"]
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +145,16 @@ def create_app(retriever: Retriever | SearchService, llm: Any = None, config: Se
     app.state.medrag = state
     install_error_handlers(app)
     app.add_middleware(JsonBody)
-    app.add_middleware(BodyLimitGuard, max_bytes=cfg.max_body_bytes)
-    if api_key:  # added last = outermost: a request without the key is refused before anything else
+    app.add_middleware(BodyLimitGuard, max_bytes=cfg.max_body_bytes, read_timeout=cfg.read_timeout)
+    if api_key:  # a request without the key is refused before its body is read
         app.add_middleware(ApiKeyGuard, api_key=api_key)
+    if cfg.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "x-api-key", "content-type"])
+    # added last = outermost: a wrong Host or a foreign Origin is refused before anything else
+    app.add_middleware(HostOriginGuard, hosts=cfg.host_names(), cors_origins=cfg.cors_origins)
     _add_routes(app, state)
     if api_key:
         _document_api_key(app)
@@ -156,13 +166,16 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
     SearchRequest, BatchSearchRequest, AskRequest = models.search, models.batch_search, models.ask  # noqa: N806
     service = state.service
 
-    @app.get("/health", response_model=HealthResponse, tags=["service"])
-    async def health() -> HealthResponse:
-        """Liveness and what is loaded (no API key needed)."""
-        return HealthResponse(status="ok", version=__version__, index=state.index_label,
+    @app.get("/health", response_model=HealthResponse, response_model_exclude_unset=True, tags=["service"])
+    async def health(request: Request) -> HealthResponse:
+        """Liveness (no API key needed). What is loaded (index, rows, modes, model) is shown only when the
+        server has no API key or the request carries it."""
+        if not getattr(request.state, AUTHORIZED, True):
+            return HealthResponse(status="ok")
+        return HealthResponse(status="ok", version=__version__, index=PurePath(state.index_label).name,
                               rows=int(getattr(getattr(service.retriever, "corpus", None), "num_rows", 0)),
                               modes=service.modes, default_mode=service.default_mode,
-                              llm=getattr(state.llm, "name", None), ask=state.llm is not None,
+                              llm=public_model_name(getattr(state.llm, "name", None)), ask=state.llm is not None,
                               searches=service.stats["queries"], search_batches=service.stats["batches"])
 
     @app.post("/search", response_model=SearchResponse, responses=ERROR_RESPONSES, tags=["retrieval"])
@@ -240,6 +253,24 @@ async def _sse(state: ServerState, params: AskParams, trusted: bool, include_tra
             yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
     finally:
         task.cancel()
+
+
+def public_model_name(name: str | None) -> str | None:
+    """A backend name without its endpoint URL or file path: ``openai:http://h:8000/v1#m`` -> ``openai:m``,
+    ``llamacpp:/models/x.gguf`` -> ``llamacpp:x.gguf``."""
+    if not name or ":" not in name:
+        return name
+    backend, rest = name.split(":", 1)
+    return f"{backend}:{rest.rsplit('#', 1)[1] if '#' in rest else PurePath(rest).name}"
+
+
+def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
+    """uvicorn settings that bound what a slow or idle client can hold: keep-alive timeout and the largest
+    request head (the h11 parser enforces ``h11_max_incomplete_event_size``; httptools has no such limit);
+    the body read timeout is BodyLimitGuard's."""
+    return {"http": "h11", "timeout_keep_alive": config.keep_alive_timeout,
+            "h11_max_incomplete_event_size": config.max_header_bytes,
+            "limit_concurrency": config.max_pending, "timeout_graceful_shutdown": 5}
 
 
 def _document_api_key(app: FastAPI) -> None:

@@ -23,7 +23,13 @@ from typing import Any
 
 from .._optional import require
 from ..config import LLMConfig, ModelProfile
-from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError, LLMError
+from ..errors import (
+    BackendUnavailableError,
+    ConfigError,
+    ContextOverflowError,
+    DependencyMissingError,
+    LLMError,
+)
 from .base import BaseLLM, Generation, GenerationParams, Prompt, chat_turns, render_plain
 
 __all__ = ["LlamaCppLLM", "packaged_model_path"]
@@ -127,9 +133,10 @@ class LlamaCppLLM(BaseLLM):
         text = self.render(prompt)
         tokens = llama.tokenize(text.encode("utf-8"), add_bos=True, special=not isinstance(prompt, str))
         if len(tokens) + max_tokens > self.config.n_ctx:
-            raise LLMError(
+            raise ContextOverflowError(
                 f"prompt of {len(tokens)} tokens + max_tokens {max_tokens} exceeds n_ctx {self.config.n_ctx}; "
-                "raise n_ctx or shorten the evidence (LoopConfig.evidence_chars / k)"
+                "raise n_ctx or shorten the evidence (LoopConfig.evidence_chars / k)",
+                tokens=len(tokens) + max_tokens, limit=self.config.n_ctx,
             )
         return tokens
 

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from typing import Any
 import httpx
 
 from ..config import LLMConfig, ModelProfile
-from ..errors import BackendUnavailableError, ConfigError, LLMError
+from ..errors import BackendUnavailableError, ConfigError, ContextOverflowError, LLMError
 from .base import (
     BaseLLM,
     Generation,
@@ -143,6 +144,10 @@ class OpenAILLM(BaseLLM):
         if resp.status_code in _RETRY_STATUS:
             raise _Retryable(f"HTTP {resp.status_code}", resp.headers.get("retry-after"))
         if resp.status_code >= 400:
+            overflow = context_overflow(resp.status_code, resp.text)
+            if overflow is not None:
+                raise ContextOverflowError(f"{self.base_url}{path}: {resp.text[:200]!r}", tokens=overflow[0],
+                                           limit=overflow[1])
             hint = f" (is ${self.config.api_key_env} set?)" if resp.status_code in (401, 403) else ""
             raise LLMError(f"{self.base_url}{path}: HTTP {resp.status_code}{hint}: {resp.text[:200]!r}")
         try:
@@ -326,3 +331,18 @@ class OpenAILLM(BaseLLM):
 
     def close(self) -> None:
         self._client.close()
+
+
+_CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
+_REQUESTED = re.compile(r"(?:you requested|requested|resulted in) (\d+) tokens", re.IGNORECASE)
+
+
+def context_overflow(status: int, body: str) -> tuple[int | None, int | None] | None:
+    """``(tokens requested, context limit)`` when an OpenAI-compatible server refused a request for
+    exceeding the model's context (vLLM, llama.cpp server and OpenAI all say "maximum context length"/
+    "context"); None for any other error."""
+    text = body[:2000]
+    if status not in (400, 413, 422) or not re.search(r"context (length|window|size)|n_ctx", text, re.IGNORECASE):
+        return None
+    limit, requested = _CONTEXT_LIMIT.search(text), _REQUESTED.search(text)
+    return (int(requested.group(1)) if requested else None, int(limit.group(1)) if limit else None)

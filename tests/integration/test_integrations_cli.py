@@ -76,7 +76,8 @@ def test_serve_subprocess_end_to_end(integrations_index: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
-        health = httpx.get(f"{base}/health").json()
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}  # without the key: liveness only
+        health = httpx.get(f"{base}/health", headers={"X-API-Key": "s3cret"}).json()
         assert health["default_mode"] == "bm25" and health["ask"] is False and health["llm"] is None
         assert httpx.post(f"{base}/search", json={"query": "sepsis"}).status_code == 401
         hits = httpx.post(f"{base}/search", json={"query": "warfarin INR", "k": 2},

@@ -102,3 +102,41 @@ def test_no_llm_offers_search_only(integrations_index: Path) -> None:
         assert asyncio.run(names()) == ["search"]
     finally:
         server.medrag_service.close()
+
+
+def test_tool_errors_are_one_line(integrations_index: Path) -> None:
+    """Arguments failing the input schema, invalid text and backend failures come back as one line each, with
+    no pydantic dump and no upstream URL or errno."""
+    from medrag import load_index
+    from medrag.errors import BackendUnavailableError
+    from medrag.integrations.mcp_server import build_mcp_server
+
+    def down(text: str, n: int) -> str:
+        raise BackendUnavailableError("http://10.9.8.7:8000/v1/chat/completions: cannot connect: [Errno 111] refused")
+
+    server = build_mcp_server(load_index(integrations_index, mode="bm25"), ScriptedLLM([(r".*", down)]))
+    bad_args = [
+        ("search", {"query": "sepsis", "k": 0}),
+        ("search", {"query": "", "k": 500, "mode": "fuzzy"}),
+        ("search", {"query": "gout \ud800 flare"}),
+        ("search", {"query": "sepsis", "filters": {"color": ["red"]}}),
+        ("ask", {"question": "q?", "rounds": 99}),
+        ("ask", {"question": "When should antibiotics be given in septic shock?", "mode": "rag"}),
+    ]
+
+    async def calls() -> list[Any]:
+        async with mcp.Client(server) as c:
+            return [await c.call_tool(name, args) for name, args in bad_args]
+
+    try:
+        results = asyncio.run(calls())
+    finally:
+        server.medrag_service.close()
+    for (name, args), result in zip(bad_args, results, strict=True):
+        text = result.content[0].text
+        assert _is_error(result), (name, args)
+        assert "\n" not in text and "validation error" not in text and "For further information" not in text, text
+        assert "10.9.8.7" not in text and "Errno" not in text, text
+    assert "k: Input should be greater than or equal to 1" in results[0].content[0].text
+    assert "(and 2 more)" in results[1].content[0].text
+    assert "server log" in results[-1].content[0].text
