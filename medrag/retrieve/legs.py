@@ -14,7 +14,7 @@ import numpy as np
 from ..config import EncoderConfig, FaissConfig
 from ..errors import IndexFormatError
 from ..index.bm25 import BM25Index, lookup, top_sparse
-from ..index.dense import DenseIndex, row_scores
+from ..index.dense import DenseIndex, load_vectors, row_scores
 from ..index.encoder import Encoder, load_encoder
 from ..index.faiss_files import load_dense_faiss
 from ..index.manifest import DenseRecord
