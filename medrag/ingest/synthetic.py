@@ -45,16 +45,48 @@ def _text(rng: random.Random, sentences: int) -> str:
     return " ".join(_sentence(rng) for _ in range(sentences))
 
 
-def _abstract(rng: random.Random) -> str:
+_SYLLABLES = ("ab ac ad al am an ap ar as at be ci co cy da de di do fa fe fi ga ge gi he hi la le li lo lu ma me "
+              "mi mo na ne ni no pa pe pi po ra re ri ro sa se si so ta te ti to va ve vi xa za zo").split()
+_SUFFIXES = ("itis", "osis", "emia", "ase", "ine", "ol", "ide", "mab", "nib", "pril", "sartan", "statin", "")
+_FUNCTION = "the of and in with to for a was were is that by on from as or at".split()
+_NON_ASCII = ("±", "µg/kg", "β-blocker", "≥", "–", "naïve", "α-synuclein", "°C", "×")
+
+
+def _real_word(rng: random.Random) -> str:
+    """A word as real abstracts mix them: common terms, function words, rare terms, numbers and statistics."""
+    r = rng.random()
+    if r < 0.45:
+        return rng.choice(_WORDS)
+    if r < 0.7:
+        return rng.choice(_FUNCTION)
+    if r < 0.88:  # a large, open vocabulary: most of these are new words to any cache
+        return "".join(rng.choices(_SYLLABLES, k=rng.randint(2, 5))) + rng.choice(_SUFFIXES)
+    if r < 0.94:
+        return f"{rng.uniform(0, 300):.{rng.randint(0, 2)}f}"
+    return rng.choice(("(p < 0.001)", "(95% CI, 1.12-3.40)", "[OR = 2.1]", "n = 1,204;", "HbA1c", "IL-6", "COVID-19"))
+
+
+def _real_text(rng: random.Random, sentences: int) -> str:
+    out = []
+    for _ in range(sentences):
+        words = [_real_word(rng) for _ in range(rng.randint(8, 34))]
+        if rng.random() < 0.08:
+            words.insert(rng.randrange(len(words)), rng.choice(_NON_ASCII))
+        out.append(words[0].capitalize() + " " + " ".join(words[1:]) + ".")
+    return " ".join(out)
+
+
+def _abstract(rng: random.Random, real: bool = False) -> str:
     if rng.random() < 0.3:
         return ""
+    text = _real_text if real else _text
     if rng.random() < 0.35:
         parts = "".join(
-            f'<AbstractText Label="{label}" NlmCategory="{label}">{escape(_text(rng, rng.randint(1, 4)))}</AbstractText>'
+            f'<AbstractText Label="{label}" NlmCategory="{label}">{escape(text(rng, rng.randint(1, 4)))}</AbstractText>'
             for label in _LABELS
         )
     else:
-        parts = f"<AbstractText>{escape(_text(rng, rng.randint(5, 12)))}</AbstractText>"
+        parts = f"<AbstractText>{escape(text(rng, rng.randint(5, 12)))}</AbstractText>"
     return f"<Abstract>{parts}<CopyrightInformation>© 2024 The Authors.</CopyrightInformation></Abstract>"
 
 
@@ -88,7 +120,7 @@ def _references(rng: random.Random) -> str:
     return f"<ReferenceList>{refs}</ReferenceList>"
 
 
-def _record(rng: random.Random, pmid: int) -> str:
+def _record(rng: random.Random, pmid: int, real_text: bool = False) -> str:
     year = rng.randint(1975, 2024)
     title = _sentence(rng, 6, 20)[:-1]
     if rng.random() < 0.2:
@@ -109,7 +141,7 @@ def _record(rng: random.Random, pmid: int) -> str:
         f"<Title>Journal of {rng.choice(_WORDS).title()} {rng.choice(_WORDS).title()}</Title>"
         f"<ISOAbbreviation>J Test</ISOAbbreviation></Journal><ArticleTitle>{title}.</ArticleTitle>"
         f"<Pagination><MedlinePgn>{rng.randint(1, 900)}-{rng.randint(901, 999)}</MedlinePgn></Pagination>"
-        f'<ELocationID EIdType="doi" ValidYN="Y">10.1000/test.{pmid}</ELocationID>{_abstract(rng)}{_authors(rng)}'
+        f'<ELocationID EIdType="doi" ValidYN="Y">10.1000/test.{pmid}</ELocationID>{_abstract(rng, real_text)}{_authors(rng)}'
         f"<Language>eng</Language><PublicationTypeList>{pubtypes}</PublicationTypeList></Article>"
         f"<MedlineJournalInfo><Country>United States</Country><MedlineTA>J Test</MedlineTA><NlmUniqueID>0000001</NlmUniqueID></MedlineJournalInfo>"
         f"<ChemicalList>{chemicals}</ChemicalList>{_mesh(rng)}"
@@ -122,15 +154,17 @@ def _record(rng: random.Random, pmid: int) -> str:
     )
 
 
-def medline_records(n: int, *, first_pmid: int = 1, seed: int = 0) -> Iterator[str]:
+def medline_records(n: int, *, first_pmid: int = 1, seed: int = 0, real_text: bool = False) -> Iterator[str]:
+    """``n`` records; ``real_text=True`` writes abstracts shaped like real ones (open vocabulary, numbers and
+    statistics, non-ASCII symbols in about half of the abstracts) instead of the small fixed vocabulary."""
     rng = random.Random(seed)
     for i in range(n):
-        yield _record(rng, first_pmid + i)
+        yield _record(rng, first_pmid + i, real_text)
 
 
 def write_medline(
     path: str | Path, n: int, *, first_pmid: int = 1, seed: int = 0, deletes: tuple[int, ...] = (),
-    compress: bool | None = None,
+    compress: bool | None = None, real_text: bool = False,
 ) -> Path:
     """Write ``n`` synthetic citations (PMIDs from ``first_pmid``) to ``path`` (gzipped if it ends in .gz)."""
     path = Path(path)
@@ -139,7 +173,7 @@ def write_medline(
     with opener as fh:
         fh.write('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
                  '1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
-        for record in medline_records(n, first_pmid=first_pmid, seed=seed):
+        for record in medline_records(n, first_pmid=first_pmid, seed=seed, real_text=real_text):
             fh.write(record)
         if deletes:
             fh.write("<DeleteCitation>" + "".join(f'<PMID Version="1">{p}</PMID>' for p in deletes) + "</DeleteCitation>\n")
