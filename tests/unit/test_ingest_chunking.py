@@ -70,9 +70,9 @@ def _check(docs: list[Document], config: ChunkConfig, inline: bool = False) -> i
     return n
 
 
-@pytest.mark.parametrize("max_tokens", [256, 64])
-def test_synthetic_medline_chunks_fit_and_match_exact_counting(tmp_path, max_tokens):
-    path = write_medline(tmp_path / "s.xml", 300, seed=11)
+@pytest.mark.parametrize(("max_tokens", "real_text"), [(256, False), (64, False), (256, True), (64, True)])
+def test_synthetic_medline_chunks_fit_and_match_exact_counting(tmp_path, max_tokens, real_text):
+    path = write_medline(tmp_path / "s.xml", 120, seed=11, real_text=real_text)
     docs = [d for d in pubmed.parse(path, IngestConfig(source="pubmed"), Skips()) if isinstance(d, Document)]
     assert _check(docs, ChunkConfig(max_tokens=max_tokens, overlap_tokens=8)) > len(docs) * 0.9
 
