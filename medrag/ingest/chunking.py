@@ -113,11 +113,12 @@ _CACHE_WORDS = 1_000_000
 
 
 class WordCounter:
-    """Exact WordPiece token counts of ASCII text: pre-tokens by regex, piece counts per word from a cache.
+    """Exact WordPiece token counts from a per-word cache, without encoding the whole text.
 
-    A WordPiece model tokenizes every pre-token on its own, so a text's count is the sum of its words'
-    counts; each distinct word is encoded once. Text holding a special token's literal (``[CLS]``…), a
-    control character or any non-ASCII character is not counted here (``count`` returns None).
+    A WordPiece model tokenizes every pre-token on its own, so a text's count is the sum of the counts of
+    words cut at boundaries BertPreTokenizer also cuts at (whitespace, punctuation); each distinct word is
+    encoded once. Text holding a special token's literal (``[CLS]``…), a control/format character (the
+    normaliser deletes them, joining words) or a CJK ideograph is not counted here (``count`` returns None).
     """
 
     def __init__(self, tok: Any, lowercase: bool, specials: tuple[str, ...]) -> None:
@@ -127,8 +128,10 @@ class WordCounter:
         self._cache: dict[str, int] = {}
 
     def count(self, text: str) -> int | None:
-        if not text.isascii() or any(s in text for s in self._specials):
+        if any(s in text for s in self._specials):
             return None
+        if not text.isascii():
+            return self._count_unicode(text)
         raw = text.encode("ascii")
         if len(raw.translate(None, _ASCII_CONTROL)) != len(raw):
             return None  # clean_text deletes control characters, joining the words around them
@@ -144,6 +147,69 @@ class WordCounter:
             for w in set(words).difference(cache):
                 cache[w] = len(encode(w.lower() if self._lower else w, add_special_tokens=False).ids)
             return punct + sum(map(cache.__getitem__, words))
+
+    def _count_unicode(self, text: str) -> int | None:
+        """Non-ASCII text: words split at whitespace and Unicode punctuation (which BERT also splits at),
+        each counted by encoding it alone (cached). Control, format and CJK characters, which the
+        normaliser deletes or isolates, are left to the tokenizer (None)."""
+        rx = _unicode_patterns()
+        if rx.unsafe.search(text):
+            return None
+        words = rx.word.findall(text)
+        cache = self._cache
+        try:
+            return sum(map(cache.__getitem__, words))
+        except KeyError:
+            if len(cache) > _CACHE_WORDS:
+                cache.clear()
+            encode = self._tok.encode
+            for w in set(words).difference(cache):
+                cache[w] = len(encode(w, add_special_tokens=False).ids)
+            return sum(map(cache.__getitem__, words))
+
+
+@dataclass(frozen=True)
+class _UnicodePatterns:
+    word: re.Pattern[str]  # a run of characters that are neither whitespace nor punctuation, or one punctuation mark
+    unsafe: re.Pattern[str]  # a character BertNormalizer deletes (control, format, unassigned…) or a CJK ideograph
+
+
+def _class(ranges: list[tuple[int, int]]) -> str:
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+def _ranges(codes: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for c in codes:
+        if out and out[-1][1] == c - 1:
+            out[-1] = (out[-1][0], c)
+        else:
+            out.append((c, c))
+    return out
+
+
+# BERT's "Chinese character" blocks (isolated by the normaliser)
+_CJK = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
+
+
+@lru_cache(maxsize=1)
+def _unicode_patterns() -> _UnicodePatterns:
+    """BertPreTokenizer's classes from the Unicode database (built once per process, ~0.5 s)."""
+    import unicodedata
+
+    punct, unsafe = [], []
+    for c in range(0x110000):
+        cat = unicodedata.category(chr(c))
+        if cat[0] == "P" or (33 <= c <= 47 or 58 <= c <= 64 or 91 <= c <= 96 or 123 <= c <= 126):
+            punct.append(c)
+        elif cat[0] == "C" and chr(c) not in "\t\n\r":
+            unsafe.append(c)
+    p = _class(_ranges(punct))
+    return _UnicodePatterns(
+        word=re.compile(rf"[^\s{p}]+|[{p}]"),
+        unsafe=re.compile(f"[{_class(_ranges(unsafe) + _CJK)}\ufffd]"),
+    )
 
 
 @lru_cache(maxsize=4)
@@ -176,10 +242,10 @@ class Chunker:
     """Splits Documents into Chunks by ``ChunkConfig``. Thread-safe; cheap to construct after the first.
 
     Section sizes are exact token counts. For a BERT-style WordPiece tokenizer (``tokenizer.json`` with a
-    BertNormalizer, BertPreTokenizer and WordPiece model) and ASCII text they come from ``WordCounter`` (a
-    regex split into the same pre-tokens and a per-word cache of piece counts), without running the
-    tokenizer on the whole text; other text and tokenizers are encoded. The tokenizer runs with offsets
-    only on sections that must be split.
+    BertNormalizer, BertPreTokenizer and WordPiece model) they come from ``WordCounter`` (a regex split at
+    the same boundaries and a per-word cache of piece counts), without running the tokenizer on the whole
+    text; other tokenizers (and the rare text ``WordCounter`` declines) are encoded. Only an over-long
+    sentence is encoded with offsets, to cut it at token boundaries.
     """
 
     def __init__(self, config: ChunkConfig | None = None) -> None:
@@ -192,7 +258,7 @@ class Chunker:
     @property
     def counting(self) -> str:
         """How section sizes are counted (recorded in the corpus manifest)."""
-        return "wordpiece-ascii-word-cache/v1" if self._counter is not None else "encode"
+        return "wordpiece-word-cache/v1" if self._counter is not None else "encode"
 
     def count_tokens(self, text: str) -> int:
         if self._counter is not None:
@@ -252,7 +318,7 @@ class Chunker:
         (None): an over-long sentence is then encoded on its own (``_sentence_offsets``).
         """
         spans = split_sentences(text)
-        if self._counter is not None and text.isascii():
+        if self._counter is not None:
             counts = [self._counter.count(text[a:b]) for a, b in spans]
             if None not in counts:
                 units, t = [], 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import random
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -52,6 +53,20 @@ _FUNCTION = "the of and in with to for a was were is that by on from as or at".s
 _NON_ASCII = ("±", "µg/kg", "β-blocker", "≥", "–", "naïve", "α-synuclein", "°C", "×")
 
 
+@lru_cache(maxsize=1)
+def _rare_pool(size: int = 50_000) -> tuple[list[str], list[float]]:
+    """A seeded pool of ``size`` distinct technical-looking words and Zipf (s = 1.1) cumulative weights."""
+    rng = random.Random(1234)
+    words: dict[str, None] = {}
+    while len(words) < size:
+        words["".join(rng.choices(_SYLLABLES, k=rng.randint(2, 5))) + rng.choice(_SUFFIXES)] = None
+    cum, total = [], 0.0
+    for rank in range(1, size + 1):
+        total += rank ** -1.1
+        cum.append(total)
+    return list(words), cum
+
+
 def _real_word(rng: random.Random) -> str:
     """A word as real abstracts mix them: common terms, function words, rare terms, numbers and statistics."""
     r = rng.random()
@@ -59,8 +74,9 @@ def _real_word(rng: random.Random) -> str:
         return rng.choice(_WORDS)
     if r < 0.7:
         return rng.choice(_FUNCTION)
-    if r < 0.88:  # a large, open vocabulary: most of these are new words to any cache
-        return "".join(rng.choices(_SYLLABLES, k=rng.randint(2, 5))) + rng.choice(_SUFFIXES)
+    if r < 0.88:  # a large vocabulary with a Zipfian long tail, as in real abstracts
+        pool, cum = _rare_pool()
+        return rng.choices(pool, cum_weights=cum)[0]
     if r < 0.94:
         return f"{rng.uniform(0, 300):.{rng.randint(0, 2)}f}"
     return rng.choice(("(p < 0.001)", "(95% CI, 1.12-3.40)", "[OR = 2.1]", "n = 1,204;", "HbA1c", "IL-6", "COVID-19"))

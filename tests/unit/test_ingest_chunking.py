@@ -51,10 +51,21 @@ def test_word_counts_equal_the_tokenizer_on_adversarial_ascii():
             counted += 1
             assert n == _tokens(chunker, text), text
     assert counted == 400
-    # left to the tokenizer: a special token's literal, control characters (deleted, joining words), non-ASCII
-    for text in ("drug [MASK] dose", "5N\x00e k", "a\x0bb", "10 µg of β-blocker"):
+    # left to the tokenizer: a special token's literal, control/format characters (deleted, joining words), CJK
+    for text in ("drug [MASK] dose", "5N\x00e k", "a\x0bb", "soft\u00adhyphen", "zero\u200bwidth", "肺癌 risk"):
         assert chunker._counter.count(text) is None
         assert chunker.count_tokens(text) == _tokens(chunker, text)
+
+
+def test_word_counts_equal_the_tokenizer_on_unicode():
+    chunker = Chunker()
+    rng = random.Random(3)
+    pieces = ["10 µg/kg", "β-blocker", "naïve", "±2.5", "≥ 65", "Müller–Lyer", "e\u0301clair", "a≠b", "…", "«x»",
+              "°C", "×10⁹/L", "Δ", "ﬁnding", "ǅ", "\u2028", "\u00a0", "п р и в е т", "١٢٣", "word", ".", ","]
+    for _ in range(300):
+        text = " ".join(rng.choices(pieces, k=rng.randint(1, 12))).replace(" ", rng.choice([" ", "", "\n"]), 2)
+        n = chunker._counter.count(text)
+        assert n is not None and n == _tokens(chunker, text), text
 
 
 def _check(docs: list[Document], config: ChunkConfig, inline: bool = False) -> int:
