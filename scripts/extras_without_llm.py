@@ -34,7 +34,7 @@ def main() -> None:
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
     reqs = expand(extras, [n.strip() for n in sys.argv[1].split(",") if n.strip()], set())
-    print(" ".join(r for r in dict.fromkeys(reqs) if not r.startswith("llama-cpp-python")))
+    sys.stdout.write(" ".join(r for r in dict.fromkeys(reqs) if not r.startswith("llama-cpp-python")) + "\n")
 
 
 if __name__ == "__main__":
