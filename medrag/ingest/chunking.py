@@ -149,67 +149,59 @@ class WordCounter:
             return punct + sum(map(cache.__getitem__, words))
 
     def _count_unicode(self, text: str) -> int | None:
-        """Non-ASCII text: words split at whitespace and Unicode punctuation (which BERT also splits at),
-        each counted by encoding it alone (cached). Control, format and CJK characters, which the
-        normaliser deletes or isolates, are left to the tokenizer (None)."""
-        rx = _unicode_patterns()
-        if rx.unsafe.search(text):
+        """Non-ASCII text: words cut at whitespace and punctuation (where BERT also cuts), each counted by
+        encoding it alone (cached); a punctuation mark is one token. Control, format and CJK characters,
+        which the normaliser deletes or isolates, leave the text to the tokenizer (None)."""
+        marked = text.translate(_UNICODE_TABLE)
+        if "\x00" in marked:
             return None
-        words = rx.word.findall(text)
+        raw = marked.encode("utf-8")  # ASCII punctuation bytes never occur inside multi-byte characters
+        punct = marked.count(_PUNCT_MARK) + len(raw) - len(raw.translate(None, _ASCII_PUNCT))
+        words = _UNICODE_WORD.findall(marked)
         cache = self._cache
         try:
-            return sum(map(cache.__getitem__, words))
+            return punct + sum(map(cache.__getitem__, words))
         except KeyError:
             if len(cache) > _CACHE_WORDS:
                 cache.clear()
             encode = self._tok.encode
             for w in set(words).difference(cache):
                 cache[w] = len(encode(w, add_special_tokens=False).ids)
-            return sum(map(cache.__getitem__, words))
+            return punct + sum(map(cache.__getitem__, words))
 
 
-@dataclass(frozen=True)
-class _UnicodePatterns:
-    word: re.Pattern[str]  # a run of characters that are neither whitespace nor punctuation, or one punctuation mark
-    unsafe: re.Pattern[str]  # a character BertNormalizer deletes (control, format, unassigned…) or a CJK ideograph
+# BERT's "Chinese character" blocks (the normaliser isolates them)
+_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+_PUNCT_MARK = "\x01"
 
 
-def _class(ranges: list[tuple[int, int]]) -> str:
-    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+class _UnicodeTable(dict):  # type: ignore[type-arg]
+    """``str.translate`` table classifying each character once, on first sight: Unicode punctuation becomes
+    `` \x01 `` (one token, counted), other whitespace a space, control/format/unassigned/CJK characters
+    ``\x00`` (text not countable here); everything else stays."""
 
+    def __missing__(self, code: int) -> Any:
+        import unicodedata
 
-def _ranges(codes: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for c in codes:
-        if out and out[-1][1] == c - 1:
-            out[-1] = (out[-1][0], c)
+        ch = chr(code)
+        cat = unicodedata.category(ch)
+        if ch in "\t\n\r" or (code < 128 and cat[0] != "C"):
+            value: Any = code
+        elif cat[0] == "C" or ch == "\ufffd" or any(a <= code <= b for a, b in _CJK):
+            value = "\x00"
+        elif cat[0] == "P":
+            value = f" {_PUNCT_MARK} "
+        elif ch.isspace():
+            value = " "
         else:
-            out.append((c, c))
-    return out
+            value = code
+        self[code] = value
+        return value
 
 
-# BERT's "Chinese character" blocks (isolated by the normaliser)
-_CJK = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
-
-
-@lru_cache(maxsize=1)
-def _unicode_patterns() -> _UnicodePatterns:
-    """BertPreTokenizer's classes from the Unicode database (built once per process, ~0.5 s)."""
-    import unicodedata
-
-    punct, unsafe = [], []
-    for c in range(0x110000):
-        cat = unicodedata.category(chr(c))
-        if cat[0] == "P" or (33 <= c <= 47 or 58 <= c <= 64 or 91 <= c <= 96 or 123 <= c <= 126):
-            punct.append(c)
-        elif cat[0] == "C" and chr(c) not in "\t\n\r":
-            unsafe.append(c)
-    p = _class(_ranges(punct))
-    return _UnicodePatterns(
-        word=re.compile(rf"[^\s{p}]+|[{p}]"),
-        unsafe=re.compile(f"[{_class(_ranges(unsafe) + _CJK)}\ufffd]"),
-    )
+_UNICODE_TABLE = _UnicodeTable()
+_UNICODE_WORD = re.compile(r"[^\s\x01!-/:-@\[-`{-~]+")
 
 
 @lru_cache(maxsize=4)
