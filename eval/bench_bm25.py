@@ -187,18 +187,54 @@ def curve(sizes: list[int], queries: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def take_curve(sizes: list[int], k: int = K, draws: int = 300) -> list[dict[str, Any]]:
+    """Hit materialisation alone: ``Corpus.hits`` of ``k`` random rows vs the previous implementation
+    (``pyarrow.Table.take`` over the whole table + ``to_pylist``), per corpus size, interleaved.
+
+    Sizes above the largest built corpus reuse it several times (``Corpus.open_many([c, c])`` = 2M rows from
+    the 1M corpus): what is measured is reading k rows out of a corpus of that many rows and shards.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from medrag.ingest.store import Corpus
+
+    base = 1_000_000
+    corpora = {n: Corpus.open(make_corpus(n)) if n <= base else Corpus.open_many([make_corpus(base)] * (n // base))
+               for n in sizes}
+    rng = np.random.default_rng(5)
+    new: dict[int, list[float]] = {n: [] for n in sizes}
+    old: dict[int, list[float]] = {n: [] for n in sizes}
+    for i in range(draws):
+        for n, c in corpora.items():
+            rows = rng.integers(0, c.num_rows, size=k)
+            start = time.perf_counter()
+            c.hits(rows, np.ones(k))
+            new[n].append((time.perf_counter() - start) * 1000)
+            if i < draws // 10:  # the old path is slow at large sizes: fewer draws
+                start = time.perf_counter()
+                c.table.take(pa.array(rows)).to_pylist()
+                old[n].append((time.perf_counter() - start) * 1000)
+    return [{"chunks": n, "hits_p50_ms": statistics.median(new[n]), "old_take_p50_ms": statistics.median(old[n])}
+            for n in sizes]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--curve", type=int, nargs="*", help="latency curve at these sizes instead")
+    ap.add_argument("--take-curve", type=int, nargs="*", help="hit materialisation alone at these sizes")
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
     args = ap.parse_args(argv)
     queries = make_queries(args.queries)
     meta = {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.curve:
+    if args.take_curve:
+        result = {"take_curve": take_curve(args.take_curve), "machine": meta}
+        name = "bm25_take_curve.json"
+    elif args.curve:
         result: Any = {"curve": curve(args.curve, queries), "machine": meta}
         name = "bm25_curve.json"
     else:

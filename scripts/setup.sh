@@ -32,7 +32,11 @@ wait_llm() {
     log "llama-cpp-python wheel build failed; last lines of $BUILD_LOG:"; tail -20 "$BUILD_LOG" >&2; exit 1
   fi
   log "installing the llama.cpp runtime from $WHEELS"
-  .venv/bin/python -m pip install -q --find-links "$WHEELS" -e ".[${extras}]"
+  if .venv/bin/python -c "import tomllib" 2>/dev/null; then  # the other extras are in: add the wheel alone
+    .venv/bin/python -m pip install -q --find-links "$WHEELS" "$LLAMA_SPEC"
+  else  # Python 3.10: extras_without_llm.py could not list the extras, install them all now
+    .venv/bin/python -m pip install -q --find-links "$WHEELS" -e ".[${extras}]"
+  fi
   log "done"
 }
 
