@@ -66,8 +66,7 @@ def _tiny_bert(path: Path, *, classifier: bool, seed: int) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     chars = list(string.ascii_lowercase + string.digits + "-.,;:()/%")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=600, num_labels=1)
     torch.manual_seed(seed)

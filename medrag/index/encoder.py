@@ -30,6 +30,7 @@ __all__ = [
     "load_encoder",
     "default_model_path",
     "encoder_spec",
+    "quiet_weight_loading",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def _check_device(device: str) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_weight_loading() -> Iterator[None]:
+def quiet_weight_loading() -> Iterator[None]:
     """Hide transformers' per-tensor "Loading weights" bar (noise on every CLI call); restore it after."""
     from transformers.utils import logging as hf_logging
 
@@ -111,7 +112,7 @@ def _load_sentence_transformer(name: str, config: EncoderConfig, max_length: int
         raise DependencyMissingError("sentence-transformers", "dense", "dense retrieval") from exc
     _check_device(config.device)
     try:
-        with _quiet_weight_loading():
+        with quiet_weight_loading():
             model = SentenceTransformer(name, device=config.device, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise _load_error(name, config, exc) from exc
@@ -271,7 +272,7 @@ class TransformersEncoder:
         except ImportError as exc:
             raise DependencyMissingError("transformers", "dense", "the transformers encoder backend") from exc
         try:
-            with _quiet_weight_loading():
+            with quiet_weight_loading():
                 tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=self.config.trust_remote_code)
                 model = AutoModel.from_pretrained(name, trust_remote_code=self.config.trust_remote_code)
         except (OSError, ValueError) as exc:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..config import RerankConfig
 from ..errors import DependencyMissingError, InputError
+from ..index.encoder import quiet_weight_loading
 from .fusion import rank
 from .stages import Rows
 
@@ -63,8 +64,9 @@ def _load_cross_encoder(config: RerankConfig) -> Any:
     except ImportError as exc:
         raise DependencyMissingError("sentence-transformers", "dense", "re-ranking") from exc
     try:
-        return CrossEncoder(config.model, max_length=config.max_length, device=config.device,
-                            trust_remote_code=config.trust_remote_code)
+        with quiet_weight_loading():
+            return CrossEncoder(config.model, max_length=config.max_length, device=config.device,
+                                trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as exc:
         if "trust_remote_code" in str(exc) and not config.trust_remote_code:
             raise InputError(f"re-ranker {config.model!r} ships its own code: set trust_remote_code only if you "
