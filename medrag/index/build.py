@@ -19,7 +19,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,48 +29,25 @@ from ..config import EncoderConfig, FaissConfig, IndexConfig, ScaleConfig, confi
 from ..errors import IndexFormatError, InputError
 from ..ingest.store import Corpus
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint, sha256_file
+from ..scale.ray_engine import ray_session
 from .bm25 import BM25_FILES, build_bm25
 from .bm25_parts import build_bm25_in_parts, merge_parts
 from .dense import encode_to_shards, merge_shards, pending_shards, prepare_shard_dir, shard_paths
-from .encoder import Passage, encoder_spec, load_encoder
+from .encoder import encoder_spec, load_encoder
 from .faiss_files import FAISS_FILE, write_faiss
 from .manifest import corpus_refs, write_index_manifest
+from .rows import part_ranges, passage_texts, row_batches, row_passages, row_texts
 from .tokenizer import tokenizer_spec
+from .workers import build_parts_ray, encode_shards_ray
 
-__all__ = ["build_index", "passage_texts", "BM25_DIR", "VECTORS", "FAISS_FILE"]
+__all__ = ["build_index", "passage_texts", "row_texts", "row_batches", "row_passages", "part_ranges", "BM25_DIR",
+           "VECTORS", "FAISS_FILE"]
 
 log = logging.getLogger(__name__)
 
 BM25_DIR = "bm25"
 VECTORS = "dense/vectors.npy"
 VECTORS_INFO = "dense/vectors.json"
-_BATCH = 8192
-
-
-def passage_texts(batch: Any, fields: Sequence[str]) -> list[str]:
-    """The indexed text of each row of an Arrow batch: the non-empty ``fields`` joined by newlines."""
-    columns = [batch.column(batch.schema.get_field_index(f)).to_pylist() for f in fields]
-    return ["\n".join(part for part in parts if part) for parts in zip(*columns, strict=True)]
-
-
-def row_texts(corpus: Corpus, fields: Sequence[str], start: int, stop: int) -> list[str]:
-    """The indexed texts of corpus rows ``[start, stop)``."""
-    part = corpus.table.select(list(fields)).slice(start, stop - start).combine_chunks()
-    return passage_texts(part.to_batches()[0], fields) if part.num_rows else []
-
-
-def row_batches(corpus: Corpus, fields: Sequence[str], start: int, stop: int,
-                batch_rows: int = _BATCH) -> Iterator[list[str]]:
-    """Texts of rows ``[start, stop)`` in batches of ``batch_rows`` (the BM25 build's unit: every engine cuts
-    the corpus at the same rows, so term ids come out the same)."""
-    for a in range(start, stop, batch_rows):
-        yield row_texts(corpus, fields, a, min(a + batch_rows, stop))
-
-
-def part_ranges(n_rows: int, part_rows: int) -> list[tuple[int, int, int]]:
-    """``(part, start, stop)`` BM25 row ranges: ``part_rows`` rounded up to whole batches."""
-    size = -(-part_rows // _BATCH) * _BATCH
-    return [(i, a, min(a + size, n_rows)) for i, a in enumerate(range(0, n_rows, size))]
 
 
 class _Bar:
@@ -102,10 +79,8 @@ def _build_sparse(corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleCo
     ranges = part_ranges(corpus.num_rows, scale.bm25_part_rows)
     try:
         if scale.engine == "ray":
-            from .ray_engine import build_parts
-
             parts_dir = out / BM25_DIR / ".parts"
-            parts = build_parts(corpus.paths, fields, config.bm25, parts_dir, ranges, _BATCH, scale, bar)
+            parts = build_parts_ray(corpus.paths, fields, config.bm25, parts_dir, ranges, scale, bar)
             stats = merge_parts(parts, out / BM25_DIR, config.bm25)
             shutil.rmtree(parts_dir, ignore_errors=True)
         elif len(ranges) > 1:
@@ -124,15 +99,6 @@ def _build_sparse(corpus: Corpus, out: Path, config: IndexConfig, scale: ScaleCo
         "params": config_to_dict(config.bm25),
         "stats": stats,
     }
-
-
-def row_passages(corpus: Corpus, encoder: EncoderConfig, start: int, stop: int) -> list[Passage]:
-    """What the encoder reads for rows ``[start, stop)``: joined texts, or (title, text) pairs (``"pair"``)."""
-    if encoder.passage_format == "join":
-        return list(row_texts(corpus, encoder.fields, start, stop))
-    part = corpus.table.select(list(encoder.fields)).slice(start, stop - start)
-    first, second = (part.column(f).to_pylist() for f in encoder.fields)
-    return [(a or "", b or "") for a, b in zip(first, second, strict=True)]
 
 
 def _encode(corpus: Corpus, out: Path, encoder: EncoderConfig, scale: ScaleConfig, progress: bool,
@@ -184,13 +150,11 @@ def _reusable_vectors(vectors_path: Path, info_path: Path, key: dict[str, Any], 
 
 def _encode_ray(corpus: Corpus, shard_dir: Path, encoder: EncoderConfig, scale: ScaleConfig,
                 key: dict[str, Any], bar: _Bar) -> list[Path]:
-    from .ray_engine import encode_shards
-
     rows, shard_rows = corpus.num_rows, encoder.shard_rows
     prepare_shard_dir(shard_dir, rows, key=key, shard_rows=shard_rows)
     todo = pending_shards(shard_dir, rows, shard_rows)
     bar(rows - sum(b - a for _, a, b in todo))
-    encode_shards(corpus.paths, encoder, shard_dir, todo, scale, bar)
+    encode_shards_ray(corpus.paths, encoder, shard_dir, todo, scale, bar)
     return shard_paths(shard_dir, rows, shard_rows)
 
 
@@ -262,8 +226,6 @@ def _session(scale: ScaleConfig) -> Any:
     """One Ray session for the whole build (``engine="ray"``), nothing for the local engine."""
     if scale.engine != "ray":
         return contextlib.nullcontext()
-    from .ray_engine import ray_session
-
     return ray_session(scale)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from ..config import IngestConfig, ScaleConfig
 from ..errors import ConfigError, InputError
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
+from ..scale.ray_engine import run_items
 from ..types import Document
 from .records import Deleted, Skips
 from .sources import get_source
@@ -97,7 +98,7 @@ def ingest(
     No inputs means the source's default inputs (``guidelines``: the embedded open-medicine guidelines).
     ``resume=False`` discards earlier work in ``out``. Raises InputError for an unknown source or a
     missing input; bad records are skipped and counted, never fatal. ``scale.engine="ray"`` parses the units
-    as Ray Data tasks (``medrag.index.ray_engine``); the corpus is the same.
+    as Ray Data tasks (``medrag.scale.ray_engine``); the corpus is the same.
     """
     from .chunking import Chunker
     from .finalize import finalize
@@ -187,10 +188,9 @@ def _run_units(
     )
     with bar:
         if scale is not None and scale.engine == "ray":
-            from ..index.ray_engine import run_units
-
             by_prefix = {u.prefix: u for u in todo}
-            for receipt in run_units(todo, out, config, params_fp, scale):
+            kwargs = {"units": list(todo), "out": str(out), "config": config, "params_fp": params_fp}
+            for receipt in run_items([{"unit": i} for i in range(len(todo))], UnitRunner, kwargs, scale):
                 bar.update(by_prefix[receipt["unit"]].size)
                 yield receipt
             return
@@ -240,6 +240,17 @@ def _run_pool(
             for future in pending:
                 future.cancel()
             raise
+
+
+class UnitRunner:
+    """The Ray engine's work for ingest: ``runner(unit=i)`` parses, chunks and shards unit ``i``; returns
+    its receipt."""
+
+    def __init__(self, units: Sequence[Unit], out: str, config: IngestConfig, params_fp: str) -> None:
+        self.units, self.out, self.config, self.params_fp = list(units), Path(out), config, params_fp
+
+    def __call__(self, unit: int) -> dict[str, Any]:
+        return run_unit(self.units[unit], self.out, self.config, self.params_fp)
 
 
 def run_unit(

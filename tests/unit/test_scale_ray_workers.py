@@ -12,8 +12,10 @@ from medrag.errors import ConfigError
 from medrag.index.bm25 import build_bm25
 from medrag.index.bm25_parts import merge_parts
 from medrag.index.build import part_ranges, row_batches
-from medrag.index.ray_engine import PartWorker, UnitWorker, encode_plan
+from medrag.index.workers import PartRunner
+from medrag.ingest.pipeline import UnitRunner
 from medrag.ingest.store import Corpus, write_corpus
+from medrag.scale.ray_engine import ItemWorker, encode_plan
 from medrag.types import Chunk, Metadata
 
 
@@ -30,9 +32,10 @@ def test_part_worker_parts_merge_into_the_single_shot_index(tmp_path):
     corpus = Corpus.open(corpus_dir)
     config = BM25Config()
     build_bm25(row_batches(corpus, config.fields, 0, 50, 8), tmp_path / "single", config)
-    worker = PartWorker([str(corpus_dir)], config.fields, config, str(tmp_path / "parts"), batch_rows=8)
+    worker = ItemWorker(PartRunner, {"corpora": [str(corpus_dir)], "fields": config.fields, "config": config,
+                                     "parts_dir": str(tmp_path / "parts"), "batch_rows": 8})
     out = worker({"part": np.array([1, 0]), "start": np.array([24, 0]), "stop": np.array([50, 24])})
-    assert out["rows"].tolist() == [26, 24]  # work items may arrive in any order
+    assert [json.loads(r)["rows"] for r in out["result"]] == [26, 24]  # work items may arrive in any order
     merge_parts([tmp_path / "parts" / "part-00000", tmp_path / "parts" / "part-00001"], tmp_path / "merged", config)
     for name in ("data", "indices", "indptr"):
         np.testing.assert_array_equal(np.load(tmp_path / "single" / f"{name}.csc.index.npy"),
@@ -49,8 +52,9 @@ def test_unit_worker_returns_receipts(tmp_path, fixtures_dir):
     config = IngestConfig(source="pubmed")
     units = expand_inputs(get_source("pubmed"), [fixtures_dir / "ingest" / "pubmed" / "base.xml"])
     params_fp = fingerprint(build_parameters(config, Chunker(config.chunk).tokenizer_path))
-    out = UnitWorker(units, str(tmp_path / "c"), config, params_fp)({"unit": np.array([0])})
-    receipt = json.loads(out["receipt"][0])
+    out = ItemWorker(UnitRunner, {"units": units, "out": str(tmp_path / "c"), "config": config,
+                                  "params_fp": params_fp})({"unit": np.array([0])})
+    receipt = json.loads(out["result"][0])
     assert receipt["unit"] == units[0].prefix and receipt["chunks"] > 0
     again = run_unit(units[0], tmp_path / "c2", config, params_fp)
     assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in receipt["shards"]]
