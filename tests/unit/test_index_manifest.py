@@ -12,8 +12,8 @@ import medrag
 from medrag.config import IndexConfig, RerankConfig, config_to_dict, index_config_from_dict, rerank_config
 from medrag.errors import ConfigError, IndexFormatError
 from medrag.index.manifest import IndexManifest, read_index_manifest
-from medrag.manifest import DIGEST_KEY, write_manifest
 from medrag.ingest.store import write_corpus
+from medrag.manifest import DIGEST_KEY, write_manifest
 from medrag.types import Chunk, Metadata
 
 DOCS = ["warfarin for atrial fibrillation", "colchicine for gout flares", "apixaban versus warfarin"]
