@@ -194,3 +194,16 @@ def test_profile_file_and_unknown_keys(toy, standin, tmp_path):
     assert result.exit_code != 0 and "unknown budgets.final key(s): extra" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 3
     assert replace(MODEL_PROFILES["biomed-r1-8b"]).temperature == 0.6
+
+
+def test_med_r3_protocol_from_a_profile_file(toy, standin, tmp_path):
+    """A profile naming the med-r3 preset: system rules, <think> prefill, evidence lines in <documents>."""
+    path = tmp_path / "medr3.json"
+    path.write_text(json.dumps({"name": "medr3", "prompt_style": "chat", "search_protocol": "med-r3",
+                                "budgets": {"search": {"thinking": 1024, "answer": 512}}}))
+    d = _json(_ask(toy, standin, "--mode", "search-tags", "--json", profile=str(path)))
+    assert d["answered_by"] == "model", d["notes"]
+    prompts = [p for s in d["trace"] for p in s["prompts"]]
+    assert prompts[0].startswith("[system]") and prompts[0].rstrip().endswith("<think>")
+    assert "<documents>\n[E1] (Title: " in prompts[1] and "<answer>" in prompts[0]
+    _check_citations(d, toy)

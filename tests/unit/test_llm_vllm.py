@@ -75,3 +75,18 @@ def test_chat_prompts_rendered_to_token_ids_with_continuation():
     # system folded into the user turn, the profile's template passed through, the assistant text continued
     assert text == "<bos><user>S\n\nU</user><assistant>{{tmpl}}<think>go"
     assert llm.to_vllm_prompt("raw completion") == "raw completion"
+
+
+def test_finish_reason_length_and_profile_context_length():
+    """The profile's max_model_len reaches vllm.LLM; 'length' is passed on so budget forcing can act."""
+    mod, rec = _fake_vllm()
+
+    def cut(prompts, sampling_params, use_tqdm=True):
+        return [types.SimpleNamespace(prompt_token_ids=[1], outputs=[types.SimpleNamespace(
+            text="<think>still", finish_reason="length", token_ids=[5, 6])]) for _ in prompts]
+
+    llm = VLLMBackend("zou-lab/BioMed-R1-8B", MODEL_PROFILES["biomed-r1-8b"], vllm_module=mod)
+    assert rec["init"]["max_model_len"] == 32768
+    llm._llm.generate = cut
+    [gen] = llm.generate(["q"], GenerationParams(max_tokens=2))
+    assert gen.finish_reason == "length" and gen.completion_tokens == 2
