@@ -110,8 +110,8 @@ class OpenAILLM(BaseLLM):
 
     def _discover_model(self) -> str:
         data = self._request("GET", "/models", None)
-        ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)] if isinstance(data, dict) else []
-        ids = [i for i in ids if isinstance(i, str)]
+        raw = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)] if isinstance(data, dict) else []
+        ids: list[str] = [i for i in raw if isinstance(i, str)]
         if len(ids) != 1:
             raise ConfigError(
                 f"{self.base_url} serves {len(ids)} models ({', '.join(ids) or 'none listed'}); "

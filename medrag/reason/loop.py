@@ -92,9 +92,9 @@ def _final_evidence(first: Sequence[Evidence], followups: Sequence[FollowUp], r:
         order.setdefault(ev.label, ev)
     for f in followups:
         for lab in f.labels:
-            ev = r.evidence.get(lab)
-            if ev is not None:
-                order.setdefault(lab, ev)
+            cited = r.evidence.get(lab)
+            if cited is not None:
+                order.setdefault(lab, cited)
     for ev in r.evidence:
         order.setdefault(ev.label, ev)
     return list(order.values())[:limit]

@@ -238,7 +238,9 @@ class Runner:
         to listeners before each attempt's tokens; a ``retry`` event announces each retry. ``cue``: the answer
         cue appended after a think block closed by budget forcing."""
         retries = self.config.parse_retries if retries is None else retries
-        prompts, outputs, failures = [], [], []
+        prompts: list[str] = []
+        outputs: list[str] = []
+        failures: list[str] = []
         fallback: Any = None
         current = prompt
         for attempt in range(retries + 1):
@@ -254,10 +256,10 @@ class Runner:
             except ParseError as exc:
                 problem = str(exc)
             else:
-                problem = accept(value) if accept is not None else None
-                if problem is None:
+                rejected = accept(value) if accept is not None else None
+                if rejected is None:
                     return Parsed(value, tuple(prompts), tuple(outputs), tuple(failures))
-                fallback = value
+                problem, fallback = rejected, value
             failures.append(f"{stage} attempt {attempt + 1}: {problem}")
             log.info("%s: unusable output (%s); %s", stage, problem, "retrying" if attempt < retries else "giving up")
             current = self.prompts.correction(prompt, gen.text, problem)

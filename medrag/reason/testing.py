@@ -61,7 +61,7 @@ class ScriptedLLM(BaseLLM):
                     break
             else:
                 raise AssertionError(f"ScriptedLLM: no rule matches prompt: {text[-300:]!r}")
-        return reply(text, n) if callable(reply) else reply
+        return reply(text, n) if callable(reply) else str(reply)
 
     def _generate(self, prompts: list[Prompt], params: GenerationParams) -> list[Generation]:
         texts = [self.text_of(p) for p in prompts]
