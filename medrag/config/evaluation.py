@@ -64,9 +64,17 @@ class QAEvalConfig:
     The model's profile decides the prompt: a completion model (``prompt_style="completion"``) gets an
     instruction and ``few_shot`` solved examples written for medrag (never items of the benchmark), then the
     item; a chat model gets the instruction and the item as one user message. ``context``: ``gold`` shows the
-    item's own context (PubMedQA's abstract), ``none`` nothing, ``retrieved`` the top ``k`` chunks of ``index``;
-    ``loop=True`` answers through the follow-up reasoning loop over ``index`` instead. Contexts are cut to
-    ``context_chars``. ``max_tokens`` bounds the answer (a yes/no/maybe or an option letter needs ~3).
+    item's own context (PubMedQA's abstract), ``none`` nothing, ``retrieved`` the top ``k`` chunks of ``index``
+    (MedRAG's k=32 snippets by default for a model whose profile is trusted with clinical answers, 5 for one
+    that is not); ``loop=True`` answers through the follow-up reasoning loop over ``index`` instead, and the
+    model's OWN final choice is scored (never the evidence view's word match). ``context_chars`` cuts the
+    whole context (``None``: no cut for a trusted profile; 1,500 characters for an untrusted one, such as the
+    tiny offline default whose CPU time grows with the prompt).
+
+    Budgets: ``max_tokens`` is the *answer* budget (a yes/no/maybe or an option letter needs ~3);
+    ``thinking_tokens`` the thinking budget of a profile with think tags (``None``: 2,048; 0 for a profile
+    without). A generation cut off while thinking is forced to answer (see ``medrag.evaluation.generation``);
+    an answer that names no option counts as wrong and is reported as unparsed.
     Accuracy's std is binomial and bootstrap (``bootstrap`` resamples, ``seed``). ``limit`` keeps the first N.
     """
 
@@ -74,11 +82,12 @@ class QAEvalConfig:
     llm: str | None = None
     few_shot: int = 3
     context: str = "gold"
-    context_chars: int = 1500
-    k: int = 5
+    context_chars: int | None = None
+    k: int | None = None
     index: str | None = None
     loop: bool = False
     max_tokens: int = 3
+    thinking_tokens: int | None = None
     bootstrap: int = 1000
     seed: int = 0
     limit: int | None = None
@@ -87,10 +96,12 @@ class QAEvalConfig:
         _check(self.benchmark in ("pubmedqa", "mirage"), f"QA benchmark must be pubmedqa or mirage, got {self.benchmark!r}")
         _check(0 <= self.few_shot <= 3, f"few_shot must be in [0, 3], got {self.few_shot}")
         _check(self.context in QA_CONTEXTS, f"context must be one of {', '.join(QA_CONTEXTS)}, got {self.context!r}")
-        _check(self.context_chars >= 1 and self.k >= 1, "context_chars and k must be >= 1")
+        _check((self.context_chars is None or self.context_chars >= 1) and (self.k is None or self.k >= 1),
+               "context_chars and k must be >= 1")
         _check(not (self.loop or self.context == "retrieved") or bool(self.index),
                "retrieved context and the reasoning loop need an index (--index)")
         _check(self.max_tokens >= 1 and self.bootstrap >= 0, "max_tokens must be >= 1 and bootstrap >= 0")
+        _check(self.thinking_tokens is None or self.thinking_tokens >= 0, "thinking_tokens must be >= 0")
         _check(self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}")
 
 
@@ -102,6 +113,8 @@ class MedRGBEvalConfig:
     to test (MedRGB's 0..100 in steps of 20); ``n_docs`` documents per instance (10 in the paper),
     ``n_signal_standard`` for the standard scenario (5). Documents are cut to ``doc_chars`` in prompts.
     ``seed`` fixes which documents each instance shows. ``limit`` keeps the first N questions.
+    ``max_tokens`` is the answer budget (the JSON reply); ``thinking_tokens`` the thinking budget of a profile
+    with think tags (``None``: 2,048; 0 without); thinking never reaches scoring.
     """
 
     scenario: str = "standard"
@@ -110,6 +123,7 @@ class MedRGBEvalConfig:
     n_signal_standard: int = 5
     llm: str | None = None
     max_tokens: int = 512
+    thinking_tokens: int | None = None
     doc_chars: int = 1000
     seed: int = 42
     limit: int | None = None
@@ -121,4 +135,5 @@ class MedRGBEvalConfig:
                f"p_sig values must be among 0, 20, 40, 60, 80, 100, got {self.p_sig!r}")
         _check(self.n_docs >= 1 and self.n_signal_standard >= 1, "n_docs and n_signal_standard must be >= 1")
         _check(self.max_tokens >= 1 and self.doc_chars >= 1, "max_tokens and doc_chars must be >= 1")
+        _check(self.thinking_tokens is None or self.thinking_tokens >= 0, "thinking_tokens must be >= 0")
         _check(self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}")

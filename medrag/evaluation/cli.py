@@ -173,7 +173,15 @@ def _print_retrieval(outcomes: list[Any]) -> None:
 @click.option("--loop-rounds", type=int, default=None, help="--loop: follow-up rounds (default: LoopConfig's).")
 @click.option("--loop-queries", type=int, default=None, help="--loop: queries per round (default: LoopConfig's).")
 @click.option("--few-shot", type=int, default=3, show_default=True, help="Worked examples for completion models.")
-@click.option("--max-tokens", type=int, default=None, help="Generation limit (default: 3 for QA, 512 for medrgb).")
+@click.option("--max-tokens", type=int, default=None,
+              help="Answer budget in tokens, after any thinking (default: 3 for QA, 512 for medrgb).")
+@click.option("--thinking-tokens", type=int, default=None,
+              help="Thinking budget of a profile with think tags (default 2048; 0 for one without). A model "
+                   "cut off while thinking is forced to answer.")
+@click.option("--k", "k", type=int, default=None,
+              help="QA --context retrieved: snippets per question (default: 32 for a trusted profile, 5 else).")
+@click.option("--context-chars", type=int, default=None,
+              help="QA: cut the whole context to N characters (default: no cut for a trusted profile, 1500 else).")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N items/questions.")
 @click.option("--from-hub", is_flag=True, help="medrgb: download ngotrnghia1811/MedRGB into --data (or OUT/data).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -181,19 +189,31 @@ def _print_retrieval(outcomes: list[Any]) -> None:
 def rag_cmd(benchmark: str, data: Path | None, out: Path, llm: str | None, profile: str | None, scenario: str,
             p_sig: tuple[int, ...], n_docs: int, datasets: tuple[str, ...], context: str | None, index: Path | None,
             loop: bool, loop_rounds: int | None, loop_queries: int | None, few_shot: int, max_tokens: int | None,
+            thinking_tokens: int | None, k: int | None, context_chars: int | None,
             limit: int | None, from_hub: bool, quiet: bool, as_json: bool) -> None:
     """Accuracy (with std and the majority baseline) on MIRAGE/PubMedQA, or the MedRGB scenario metrics.
+
+    Accuracy scores the model's own choice: an answer naming no option counts as wrong and is reported as
+    unparsed; thinking (closed or cut off) is never read as the answer.
 
     Without data: PubMedQA-L from https://github.com/pubmedqa/pubmedqa, MIRAGE's benchmark.json from
     https://github.com/Teddy-XiongGZ/MIRAGE, MedRGB from https://huggingface.co/datasets/ngotrnghia1811/MedRGB
     (or --from-hub).
     """
     if benchmark == "medrgb":
-        result = _medrgb(data, out, llm, profile, scenario, p_sig, n_docs, max_tokens, limit, from_hub, quiet or as_json)
+        result = _medrgb(data, out, llm, profile, scenario, p_sig, n_docs, (max_tokens, thinking_tokens), limit,
+                         from_hub, quiet or as_json)
     else:
+        from ..config import QAEvalConfig
+
+        config = QAEvalConfig(
+            benchmark=benchmark, llm=llm, few_shot=few_shot, max_tokens=max_tokens or 3,
+            thinking_tokens=thinking_tokens, k=k, context_chars=context_chars, limit=limit,
+            context=context or ("gold" if benchmark == "pubmedqa" else "none"), index=str(index) if index else None,
+            loop=loop,
+        )
         loop_config = _loop_config(loop_rounds, loop_queries) if loop else None
-        result = _qa(benchmark, data, out, llm, profile, datasets, context, index, loop, few_shot, max_tokens, limit,
-                     loop_config, quiet or as_json)
+        result = _qa(config, data, profile, datasets, out, loop_config, quiet or as_json)
     if as_json:
         emit_json(result)
         return
@@ -207,8 +227,8 @@ def _require(data: Path | None, what: str) -> Path:
 
 
 def _medrgb(data: Path | None, out: Path, llm: str | None, profile: str | None, scenario: str,
-            p_sig: tuple[int, ...], n_docs: int, max_tokens: int | None, limit: int | None, from_hub: bool,
-            quiet: bool) -> dict[str, Any]:
+            p_sig: tuple[int, ...], n_docs: int, budgets: tuple[int | None, int | None], limit: int | None,
+            from_hub: bool, quiet: bool) -> dict[str, Any]:
     from ..config import MedRGBEvalConfig
     from .medrgb import MEDRGB_HUB, load_medrgb
     from .rag import run_medrgb
@@ -219,27 +239,21 @@ def _medrgb(data: Path | None, out: Path, llm: str | None, profile: str | None, 
         data = download_medrgb(data or out / "data")
     questions = load_medrgb(_require(data, f"no MedRGB data; get it from {MEDRGB_HUB} (or pass --from-hub)"))
     config = MedRGBEvalConfig(scenario=scenario, p_sig=p_sig or (0, 20, 40, 60, 80, 100), n_docs=n_docs, llm=llm,
-                              max_tokens=max_tokens or 512, limit=limit)
+                              max_tokens=budgets[0] or 512, thinking_tokens=budgets[1], limit=limit)
     with _load_llm(llm, profile) as model:
         return run_medrgb(questions, config, out, model, progress=not quiet)
 
 
-def _qa(benchmark: str, data: Path | None, out: Path, llm: str | None, profile: str | None,
-        datasets: tuple[str, ...], context: str | None, index: Path | None, loop: bool, few_shot: int,
-        max_tokens: int | None, limit: int | None, loop_config: Any, quiet: bool) -> dict[str, Any]:
-    from ..config import QAEvalConfig
+def _qa(config: Any, data: Path | None, profile: str | None, datasets: tuple[str, ...], out: Path, loop_config: Any,
+        quiet: bool) -> dict[str, Any]:
     from .qa import MIRAGE_URL, PUBMEDQA_URL, load_qa
     from .rag import run_qa
 
-    where = PUBMEDQA_URL if benchmark == "pubmedqa" else MIRAGE_URL
-    items = load_qa(benchmark, _require(data, f"no {benchmark} data; get it from {where}"), datasets)
-    config = QAEvalConfig(
-        benchmark=benchmark, llm=llm, few_shot=few_shot, max_tokens=max_tokens or 3, limit=limit,
-        context=context or ("gold" if benchmark == "pubmedqa" else "none"), index=str(index) if index else None,
-        loop=loop,
-    )
-    retriever = _open_index(index) if index is not None and (loop or config.context == "retrieved") else None
-    with _load_llm(llm, profile) as model:
+    where = PUBMEDQA_URL if config.benchmark == "pubmedqa" else MIRAGE_URL
+    items = load_qa(config.benchmark, _require(data, f"no {config.benchmark} data; get it from {where}"), datasets)
+    index = Path(config.index) if config.index else None
+    retriever = _open_index(index) if index is not None and (config.loop or config.context == "retrieved") else None
+    with _load_llm(config.llm, profile) as model:
         return run_qa(items, config, out, model, retriever=retriever, loop_config=loop_config, progress=not quiet)
 
 
@@ -258,7 +272,7 @@ def _print_rag(result: dict[str, Any]) -> None:
         s = result["summary"]
         click.echo(f"{result['benchmark']}: accuracy {100 * s['accuracy']:.1f}% "
                    f"(std {100 * s['std_binomial']:.1f} binomial, {100 * (s['std_bootstrap'] or 0):.1f} bootstrap; "
-                   f"n={s['n']}, unparsed {s['unparsed']}); majority baseline "
+                   f"n={s['n']}, unparsed {s['unparsed']} = {100 * s['unparsed_rate']:.1f}%); majority baseline "
                    f"({s['majority_label']}) {100 * s['majority_baseline']:.1f}%")
         return
     for group, m in result["metrics"].items():

@@ -22,6 +22,8 @@ from typing import Any
 
 from ..errors import EvaluationError, InputError
 from .data import read_jsonl
+from .generation import Budget, generate_budgeted, thinking_tags
+from .qa import visible_answer
 from .records import ItemCache, config_fingerprint
 
 __all__ = ["compose_query", "passage_prompt", "load_expansions", "expand_queries", "reason_expansion"]
@@ -72,12 +74,14 @@ def _llm_key(llm: Any) -> dict[str, Any]:
 
 
 def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, llm: Any = None,
-                   max_tokens: int = 128, precomputed: Mapping[str, str] | None = None,
+                   max_tokens: int = 128, thinking_tokens: int | None = None, precomputed: Mapping[str, str] | None = None,
                    reason: Callable[[str], str] | None = None, batch: int = 8,
                    progress: Callable[[int], None] | None = None,
                    key_extra: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Query id -> expansion text (generated, cached, or precomputed). ``key_extra`` joins the cache key
-    (the loop config of the ``reason`` expansion)."""
+    (the loop config of the ``reason`` expansion). ``max_tokens`` is the passage's budget; a thinking
+    profile also gets ``thinking_tokens`` (``None``: medrag.evaluation.generation's default) and its thinking
+    — closed or cut off — never reaches the passage."""
     if precomputed is not None:
         missing = sorted(set(queries) - set(precomputed))
         if missing:
@@ -85,8 +89,11 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
         return {q: precomputed[q] for q in queries}
     if llm is None:
         raise EvaluationError(f"expansion {method!r} needs an LLM (--llm) or precomputed --expansions")
+    budget = Budget(max_tokens, thinking_tokens)
     key = {"method": "passage" if method in ("hyde", "query2doc") else method, **_llm_key(llm),
            "max_tokens": max_tokens, **dict(key_extra or {})}
+    if budget.thinking_for(llm):
+        key["thinking_tokens"] = budget.thinking_for(llm)
     cache = ItemCache(cache_dir / f"expansions-{config_fingerprint(key)}.jsonl")
     todo = [q for q in sorted(queries) if q not in cache]
     if progress:
@@ -98,7 +105,7 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
                 raise EvaluationError("the reason expansion needs the follow-up loop (an index and an LLM)")
             texts = [reason(queries[q]) for q in part]
         else:
-            texts = _passages(llm, [queries[q] for q in part], max_tokens)
+            texts = _passages(llm, [queries[q] for q in part], budget)
         for q, text in zip(part, texts, strict=True):
             cache.put(q, text)
         if progress:
@@ -106,22 +113,13 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
     return {q: cache.get(q) for q in queries}
 
 
-def _passages(llm: Any, queries: Sequence[str], max_tokens: int) -> list[str]:
-    from ..llm import GenerationParams
-
+def _passages(llm: Any, queries: Sequence[str], budget: Budget) -> list[str]:
     chat = getattr(getattr(llm, "profile", None), "prompt_style", "completion") == "chat"
     prompts = [passage_prompt(q, chat) for q in queries]
     stop = () if chat else ("\n\n", "\nQuestion:")
-    gens = llm.generate(prompts, GenerationParams(max_tokens=max_tokens, temperature=0.0, stop=stop))
-    return [_strip_think(g.text, llm).strip() for g in gens]
-
-
-def _strip_think(text: str, llm: Any) -> str:
-    profile = getattr(llm, "profile", None)
-    open_, close = getattr(profile, "think_open", None), getattr(profile, "think_close", None)
-    if open_ and close and close in text:
-        return text.split(close, 1)[1]
-    return text
+    open_, close = thinking_tags(llm)
+    gens = generate_budgeted(llm, prompts, budget, stop=stop, answer_cue="\n\n")
+    return [visible_answer(g.text, open_ or "<think>", close or "</think>").strip() for g in gens]
 
 
 def reason_expansion(retriever: Any, llm: Any, loop_config: Any = None) -> Callable[[str], str]:

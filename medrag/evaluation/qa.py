@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataNotFoundError, InputError
+from ..reason.parsing import split_think
 from .data import read_json, read_jsonl
 
 __all__ = [
@@ -36,7 +37,9 @@ __all__ = [
     "completion_prompt",
     "chat_prompt",
     "parse_answer",
+    "visible_answer",
     "accuracy_summary",
+    "baselines",
     "PUBMEDQA_URL",
     "MIRAGE_URL",
     "pubmedqa_as_beir",
@@ -214,10 +217,21 @@ def chat_prompt(item: QAItem, context: str = "") -> list[dict[str, str]]:
     return [{"role": "user", "content": f"{_instruction(item)} {reply}\n\n{_block(item, context, None)}"}]
 
 
-def parse_answer(text: str, options: Sequence[tuple[str, str]]) -> str | None:
-    """The option letter a generation names: its first yes/no/maybe word for word-answer items, else the
+def visible_answer(text: str, think_open: str | None = "<think>", think_close: str | None = "</think>") -> str:
+    """``text`` without its thinking: closed blocks removed, an UNCLOSED block (a generation cut off while
+    thinking) dropped with everything after its open tag, and a template-opened block (a close tag with no
+    open tag before it) dropped up to that close tag. Nothing a model thought can become its answer."""
+    if not think_open or not think_close:
+        return text.strip()
+    return split_think(text, think_open, think_close)[1]
+
+
+def parse_answer(text: str, options: Sequence[tuple[str, str]], *, think_open: str | None = "<think>",
+                 think_close: str | None = "</think>") -> str | None:
+    """The option letter a generation names, read from its visible answer only (thinking — closed or not —
+    is removed first, see :func:`visible_answer`): its first yes/no/maybe word for word-answer items, else the
     first standalone option letter (``B``, ``(B)``, ``B.``) or an option's full text; None otherwise."""
-    clean = re.sub(r"<think>.*?</think>", " ", text, flags=re.S).strip()
+    clean = visible_answer(text, think_open, think_close)
     if is_word_answer(options):
         by_word = {v.strip().lower(): k for k, v in options}
         m = re.search(r"\b(yes|no|maybe)\b", clean.lower())
@@ -236,7 +250,8 @@ def parse_answer(text: str, options: Sequence[tuple[str, str]]) -> str | None:
 
 def accuracy_summary(golds: Sequence[str], predictions: Sequence[str | None], *, bootstrap: int = 1000,
                      seed: int = 0, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Accuracy, binomial and bootstrap std, the majority-class baseline and the prediction distribution."""
+    """Accuracy (an unparsed answer, ``None``, counts as wrong), binomial and bootstrap std, the bootstrap's
+    95% percentile interval, the unparsed count and rate, the majority-class baseline and the distributions."""
     if len(golds) != len(predictions):
         raise InputError("golds and predictions differ in length")
     n = len(golds)
@@ -244,12 +259,16 @@ def accuracy_summary(golds: Sequence[str], predictions: Sequence[str | None], *,
     acc = sum(correct) / n if n else 0.0
     majority_label, majority_count = Counter(golds).most_common(1)[0] if n else ("", 0)
     name = dict(labels or {})
+    means = _bootstrap_means(correct, bootstrap, seed)
+    unparsed = sum(p is None for p in predictions)
     return {
         "n": n,
         "accuracy": acc,
         "std_binomial": math.sqrt(acc * (1 - acc) / n) if n else 0.0,
-        "std_bootstrap": _bootstrap_std(correct, bootstrap, seed),
-        "unparsed": sum(p is None for p in predictions),
+        "std_bootstrap": _std(means),
+        "ci95_bootstrap": _percentile_interval(means, 0.95),
+        "unparsed": unparsed,
+        "unparsed_rate": unparsed / n if n else 0.0,
         "majority_label": name.get(majority_label, majority_label),
         "majority_baseline": majority_count / n if n else 0.0,
         "gold_distribution": _dist(golds, name),
@@ -257,18 +276,47 @@ def accuracy_summary(golds: Sequence[str], predictions: Sequence[str | None], *,
     }
 
 
+def baselines(items: Sequence[QAItem]) -> dict[str, Any]:
+    """Chance-level references for ``items``: ``random`` (expected accuracy of a uniform random option,
+    the mean of 1/#options) and ``majority`` (always answering the most frequent gold letter), with ``n``."""
+    n = len(items)
+    if not n:
+        return {"n": 0, "random": 0.0, "majority": 0.0, "majority_label": ""}
+    label, count = Counter(it.answer for it in items).most_common(1)[0]
+    return {"n": n, "random": math.fsum(1 / len(it.options) for it in items) / n, "majority": count / n,
+            "majority_label": label}
+
+
 def _dist(values: Iterable[str], names: Mapping[str, str]) -> dict[str, int]:
     return {names.get(k, k): v for k, v in sorted(Counter(values).items())}
 
 
-def _bootstrap_std(correct: Sequence[int], rounds: int, seed: int) -> float | None:
+def _bootstrap_means(correct: Sequence[int], rounds: int, seed: int) -> list[float]:
     if rounds <= 0 or not correct:
-        return None
+        return []
     rng = random.Random(seed)
     n = len(correct)
-    means = [sum(correct[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds)]
-    mu = math.fsum(means) / rounds
-    return math.sqrt(math.fsum((m - mu) ** 2 for m in means) / (rounds - 1)) if rounds > 1 else 0.0
+    return [sum(correct[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds)]
+
+
+def _std(means: Sequence[float]) -> float | None:
+    if not means:
+        return None
+    if len(means) == 1:
+        return 0.0
+    mu = math.fsum(means) / len(means)
+    return math.sqrt(math.fsum((m - mu) ** 2 for m in means) / (len(means) - 1))
+
+
+def _percentile_interval(means: Sequence[float], level: float) -> list[float] | None:
+    """The central ``level`` interval of the bootstrap means (nearest-rank percentiles)."""
+    if not means:
+        return None
+    ordered = sorted(means)
+    tail = (1 - level) / 2
+    lo = ordered[max(0, math.ceil(tail * len(ordered)) - 1)]
+    hi = ordered[min(len(ordered) - 1, math.ceil((1 - tail) * len(ordered)) - 1)]
+    return [lo, hi]
 
 
 def pubmedqa_as_beir(items: Sequence[QAItem], out: str | Path) -> Path:

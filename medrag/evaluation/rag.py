@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,9 +22,11 @@ from typing import Any
 from ..config import MedRGBEvalConfig, QAEvalConfig, config_to_dict
 from ..errors import EvaluationError
 from ..manifest import atomic_write_json
+from ..reason.parsing import ParseError, parse_final
 from .medrgb import MedRGBInstance, MedRGBQuestion, build_instances
 from .medrgb_scoring import aggregate, build_prompt, score_response
-from .qa import QAItem, accuracy_summary, chat_prompt, completion_prompt, parse_answer
+from .generation import Budget, generate_budgeted, thinking_tags
+from .qa import QAItem, accuracy_summary, chat_prompt, completion_prompt, parse_answer, visible_answer
 from .records import ItemCache, config_fingerprint, provenance
 
 __all__ = ["run_qa", "run_medrgb", "BATCH"]
@@ -56,44 +59,99 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="item", file=sys.stderr, disable=not enabled)
 
 
-def _generate(llm: Any, prompts: list[Any], max_tokens: int, stop: tuple[str, ...]) -> list[str]:
-    from ..llm import GenerationParams
-
-    gens = llm.generate(prompts, GenerationParams(max_tokens=max_tokens, temperature=0.0, stop=stop))
-    return [g.text for g in gens]
-
-
 # ---------------------------------------------------------------------------------------------- QA
 
+#: MedRAG's snippet count for a model trusted with clinical answers; a small untrusted model gets few
+TRUSTED_K, UNTRUSTED_K = 32, 5
+#: the context cut for an untrusted (tiny, CPU) model; a trusted model's context is never cut as a whole
+UNTRUSTED_CONTEXT_CHARS = 1500
 
-def _context(item: QAItem, config: QAEvalConfig, retriever: Any) -> str:
+
+def _trusted(llm: Any) -> bool:
+    return bool(getattr(getattr(llm, "profile", None), "clinical_answers", False))
+
+
+def qa_context_size(config: QAEvalConfig, llm: Any) -> tuple[int, int | None]:
+    """(snippets retrieved, total context characters or None = no cut) for ``llm``: the config's values, or
+    by the profile's trust — MedRAG's 32 snippets uncut for a trusted model, 5 cut to 1,500 characters else."""
+    trusted = _trusted(llm)
+    k = config.k or (TRUSTED_K if trusted else UNTRUSTED_K)
+    chars = config.context_chars if config.context_chars is not None else (None if trusted else UNTRUSTED_CONTEXT_CHARS)
+    return k, chars
+
+
+def _context(item: QAItem, config: QAEvalConfig, llm: Any, retriever: Any) -> str:
     if config.context == "none":
         return ""
+    k, chars = qa_context_size(config, llm)
     if config.context == "retrieved":
-        hits = retriever.search(item.question, k=config.k)
-        return "\n".join(f"[{i}] {h.text}" for i, h in enumerate(hits, 1))[: config.context_chars]
-    return item.context[: config.context_chars]
+        hits = retriever.search(item.question, k=k)
+        text = "\n".join(f"[{i}] {h.title + '. ' if h.title else ''}{h.text}" for i, h in enumerate(hits, 1))
+    else:
+        text = item.context
+    return text if chars is None else text[:chars]
 
 
 def _qa_prompt(item: QAItem, config: QAEvalConfig, llm: Any, retriever: Any) -> Any:
-    ctx = _context(item, config, retriever)
+    ctx = _context(item, config, llm, retriever)
     if _is_completion(llm):
         return completion_prompt(item, ctx, shots=config.few_shot)
     return chat_prompt(item, ctx)
 
 
+def _parse(text: str, item: QAItem, llm: Any) -> str | None:
+    open_, close = thinking_tags(llm)
+    return parse_answer(text, item.options, think_open=open_ or "<think>", think_close=close or "</think>")
+
+
+def _direct(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retriever: Any) -> list[dict[str, Any]]:
+    """One budgeted generation per item; the prediction is the option its visible answer names."""
+    prompts = [_qa_prompt(item, config, llm, retriever) for item in batch]
+    stop = ("\n",) if _is_completion(llm) else ()
+    gens = generate_budgeted(llm, prompts, Budget(config.max_tokens, config.thinking_tokens), stop=stop)
+    return [{"text": g.text, "prediction": _parse(g.text, item, llm), "forced": g.forced, "asked": "direct"}
+            for g, item in zip(gens, batch, strict=True)]
+
+
+def loop_choice(answer: Any, item: QAItem, llm: Any) -> tuple[str | None, str] | None:
+    """(the option the model itself chose, its final output) from a loop run's trace, or None when the loop
+    never asked the model for a final answer. Thinking is removed first; the evidence view's word-match
+    option (``answer.option`` of an evidence answer) is never used."""
+    finals = [step for step in answer.trace if step.kind == "final" and step.outputs]
+    if not finals:
+        return None
+    text = finals[-1].outputs[-1]
+    open_, close = thinking_tags(llm)
+    visible = visible_answer(text, open_ or "<think>", close or "</think>")
+    options = dict(item.options)
+    try:
+        draft = parse_final(visible if not _is_completion(llm) else "Answer:" + visible, options)
+    except ParseError:
+        return parse_answer(visible, item.options, think_open=None, think_close=None), text
+    if draft.option is not None:
+        return draft.option, text
+    return parse_answer(draft.answer, item.options, think_open=None, think_close=None), text
+
+
+def _through_loop(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retriever: Any,
+                  loop: Any) -> list[dict[str, Any]]:
+    """The loop's final answer, scored by the model's own choice; when the loop did not ask the model
+    (nothing passed its relevance floor) the model is asked directly over the retrieved context."""
+    out: list[dict[str, Any]] = []
+    for item in batch:
+        choice = loop_choice(loop.run(item.question, dict(item.options)), item, llm)
+        if choice is None:
+            out.extend(_direct([item], replace(config, context="retrieved"), llm, retriever))
+        else:
+            out.append({"text": choice[1], "prediction": choice[0], "forced": False, "asked": "loop"})
+    return out
+
+
 def _answer_batch(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retriever: Any,
                   loop: Any) -> list[dict[str, Any]]:
     if loop is not None:
-        out = []
-        for item in batch:
-            answer = loop.run(item.question, dict(item.options))
-            out.append({"text": answer.answer, "prediction": answer.option})
-        return out
-    prompts = [_qa_prompt(item, config, llm, retriever) for item in batch]
-    stop = ("\n",) if _is_completion(llm) else ()
-    texts = _generate(llm, prompts, config.max_tokens, stop)
-    return [{"text": t, "prediction": parse_answer(t, item.options)} for t, item in zip(texts, batch, strict=True)]
+        return _through_loop(batch, config, llm, retriever, loop)
+    return _direct(batch, config, llm, retriever)
 
 
 def _loop(retriever: Any, llm: Any, loop_config: Any) -> Any:
@@ -115,7 +173,11 @@ def run_qa(items: Sequence[QAItem], config: QAEvalConfig, out: str | Path, llm: 
     if (config.loop or config.context == "retrieved") and retriever is None:
         raise EvaluationError("retrieved context and the reasoning loop need a retriever (an index)")
     loop = _loop(retriever, llm, loop_config) if config.loop else None
-    gen_config = {**config_to_dict(replace(config, limit=None, bootstrap=0, seed=0)), "model": _llm_facts(llm)}
+    k, chars = qa_context_size(config, llm)
+    gen_config = {**config_to_dict(replace(config, limit=None, bootstrap=0, seed=0)), "model": _llm_facts(llm),
+                  "resolved": {"k": k, "context_chars": chars,
+                               "thinking_tokens": Budget(config.max_tokens, config.thinking_tokens).thinking_for(llm),
+                               "answer_tokens": config.max_tokens}}
     if loop is not None:
         gen_config["loop"] = config_to_dict(loop.config)
     cache = ItemCache(out / f"predictions-{config_fingerprint(gen_config)}.jsonl")
@@ -146,11 +208,15 @@ def _qa_results(items: Sequence[QAItem], cache: ItemCache, config: QAEvalConfig,
         idx = [i for i, it in enumerate(items) if it.dataset == name]
         by_dataset[name or "all"] = accuracy_summary([golds[i] for i in idx], [preds[i] for i in idx],
                                                      bootstrap=config.bootstrap, seed=config.seed)
+    rows = [cache.get(it.item_id) for it in items]
     return {
         "kind": "qa",
         "benchmark": config.benchmark,
         "summary": summary,
         "datasets": by_dataset,
+        "generation": {"forced_answers": sum(bool(r.get("forced")) for r in rows),
+                       "asked": dict(Counter(str(r.get("asked", "direct")) for r in rows)),
+                       **gen_config["resolved"]},
         "timing": {"seconds": round(seconds, 2), "generated_items": generated,
                    "seconds_per_generated_item": round(seconds / generated, 3) if generated else None},
         **provenance(config_to_dict(config), model=gen_config["model"], loop_config=gen_config.get("loop"),
@@ -184,12 +250,15 @@ def run_medrgb(questions: Sequence[MedRGBQuestion], config: MedRGBEvalConfig, ou
     bar = _progress(len(instances), f"medrgb {config.scenario}", progress)
     bar.update(len(instances) - len(todo))
     for batch in _batches(todo, BATCH):
-        texts = _generate(llm, [_medrgb_prompt(i, config, llm) for i in batch], config.max_tokens, ())
-        for inst, text in zip(batch, texts, strict=True):
-            cache.put(inst.key, {"text": text})
+        gens = generate_budgeted(llm, [_medrgb_prompt(i, config, llm) for i in batch],
+                                 Budget(config.max_tokens, config.thinking_tokens), answer_cue="\n\nJSON answer:")
+        for inst, g in zip(batch, gens, strict=True):
+            cache.put(inst.key, {"text": g.text, "forced": g.forced})
         bar.update(len(batch))
     bar.close()
-    scored = [score_response(inst, cache.get(inst.key)["text"]) for inst in instances]
+    open_, close = thinking_tags(llm)
+    scored = [score_response(inst, visible_answer(cache.get(inst.key)["text"], open_ or "<think>", close or "</think>"))
+              for inst in instances]
     results = {
         "kind": "medrgb",
         "benchmark": "medrgb",
