@@ -11,6 +11,15 @@ flat ``metadata`` (``chunk_id``, ``doc_id``, ``source``, ``title``, ``section``,
 (``{"source": ["pubmed"], "year": [2015, None], "doc_ids": [...]}``) applied inside retrieval.
 As a Runnable it composes into LCEL chains: ``retriever | format_docs | prompt | llm``.
 
+The adapter itself never generates text. For answers with the honesty rules of ``medrag ask`` (citations
+checked against the evidence; a model whose profile may not answer clinically — the packaged 270M default —
+never has its text shown, the cited evidence and a note are returned instead) use :func:`ask_runnable`:
+
+>>> from medrag.integrations.langchain import ask_runnable
+>>> chain = ask_runnable(retriever, medrag.load_llm(None))
+>>> chain.invoke("first-line anticoagulant in atrial fibrillation")["answered_by"]
+'evidence'
+
 Requires ``pip install 'medrag[langchain]'``.
 """
 
@@ -29,11 +38,12 @@ try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
+    from langchain_core.runnables import RunnableLambda
     from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise DependencyMissingError("langchain-core", "langchain", "the LangChain integration") from exc
 
-__all__ = ["MedragRetriever", "hit_to_document"]
+__all__ = ["MedragRetriever", "hit_to_document", "ask_runnable"]
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -99,3 +109,30 @@ class MedragRetriever(BaseRetriever):
                                        run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
         hits = await asyncio.to_thread(self.search, query)
         return [hit_to_document(h) for h in hits]
+
+
+def ask_runnable(retriever: MedragRetriever, llm: Any, *, mode: str = "followup", **ask_options: Any) -> RunnableLambda:
+    """A Runnable ``question -> answer dict`` running ``medrag.ask`` over ``retriever``'s index with a medrag
+    LLM (``medrag.load_llm``): the dict is ``Answer.to_dict()`` without the trace (``answer``, ``answered_by``,
+    ``citations`` with verbatim quotes, ``notes``, ``disclaimer`` …). An untrusted profile's text never
+    appears in ``answer``: it is the cited evidence with a note, as in ``medrag ask``."""
+    from ..reason.api import ask
+
+    inner = retriever.medrag_retriever
+
+    class _Locked:
+        def search(self, query: str, k: int = 10, filters: Any = None) -> list[Hit]:
+            with retriever_lock(inner):
+                return inner.search(query, k=k, filters=filters)
+
+        def batch_search(self, queries: Any, k: int = 10, filters: Any = None) -> list[list[Hit]]:
+            with retriever_lock(inner):
+                return inner.batch_search(list(queries), k=k, filters=filters)
+
+    def run(question: str) -> dict[str, Any]:
+        answer = ask(question, index=_Locked(), llm=llm, mode=mode, filters=retriever.filters, **ask_options)
+        data = answer.to_dict()
+        data.pop("trace", None)
+        return data
+
+    return RunnableLambda(run, name="medrag_ask")

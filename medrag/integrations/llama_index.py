@@ -4,6 +4,13 @@
 >>> from medrag.integrations.llama_index import MedragLLM, MedragRetriever
 >>> retriever = MedragRetriever.from_index("indexes/default", k=8)
 >>> engine = RetrieverQueryEngine.from_args(retriever, llm=MedragLLM.from_spec("openai:http://127.0.0.1:8000/v1#m"))
+>>> from medrag.integrations.llama_index import MedragQueryEngine
+>>> cited = MedragQueryEngine(retriever, MedragLLM.from_spec(None))  # medrag's own loop: checked citations
+
+Honesty, as in ``medrag ask``: a model whose profile may not answer clinically (``clinical_answers=False``,
+e.g. the packaged 270M default) never has its text presented as an answer. ``MedragLLM`` returns a note saying
+so instead of generating (``raw["withheld"]`` is True; the retrieved passages are the response's source
+nodes); ``MedragQueryEngine`` runs medrag's reasoning loop and answers with the cited evidence and that note.
 
 ``MedragRetriever`` returns ``NodeWithScore`` objects whose ``TextNode`` id is the medrag chunk id and whose
 metadata carries the citation fields (``pmid``, ``doi``, ``source``, ``title``, ``section``, ``year``,
@@ -24,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DependencyMissingError, QueryError
+from ..reason.answer import UNTRUSTED_LEAD
 from ..retrieve.base import Filters, Retriever, check_k
 from ..types import Hit
 from ._common import hit_metadata, retriever_lock
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.base.response.schema import Response
     from llama_index.core.base.llms.generic_utils import completion_response_to_chat_response
     from llama_index.core.base.llms.types import (
         ChatMessage,
@@ -41,6 +50,7 @@ try:
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
     from llama_index.core.llms.custom import CustomLLM
+    from llama_index.core.query_engine import CustomQueryEngine
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
     from llama_index.core.vector_stores.types import (
         FilterCondition,
@@ -52,7 +62,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise DependencyMissingError("llama-index-core", "llamaindex", "the LlamaIndex integration") from exc
 
-__all__ = ["MedragRetriever", "MedragLLM", "medrag_filters", "hit_to_node"]
+__all__ = ["MedragRetriever", "MedragLLM", "MedragQueryEngine", "medrag_filters", "hit_to_node", "withheld_note"]
 
 #: metadata keys kept out of the text an LLM sees (ids and scores are for code, not for the prompt)
 _HIDDEN_FROM_LLM = ["chunk_id", "doc_id", "url", "license", "pmcid", "mesh", "publication_types"]
@@ -189,14 +199,25 @@ class MedragRetriever(BaseRetriever):
 # ---------------------------------------------------------------------------------------------------- LLM
 
 
+def withheld_note(llm: Any) -> str:
+    """What an adapter says instead of an untrusted model's text (``medrag ask``'s lead, same words)."""
+    return UNTRUSTED_LEAD.format(model=llm.name, profile=llm.profile.name)
+
+
 class MedragLLM(CustomLLM):
     """Any medrag LLM (``medrag.llm.load_llm(spec)``: the packaged model, llama.cpp, OpenAI-compatible,
     vLLM) as a llama-index LLM. Chat prompts go to the backend as chat messages when the model's profile is a
-    chat profile; completion models get llama-index's rendered prompt text."""
+    chat profile; completion models get llama-index's rendered prompt text.
+
+    When the profile may not answer clinically (``clinical_answers=False``) nothing is generated: every call
+    returns :func:`withheld_note` (``raw={"withheld": True}``), so a query engine never shows the model's text
+    as an answer. ``untrusted_text=True`` returns the text anyway — only for uses whose output is never shown
+    as an answer (query rewriting, HyDE passages)."""
 
     max_tokens: int = Field(default=256, ge=1, description="Tokens generated per call.")
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature (0 = greedy).")
     context_window: int = Field(default=4096, ge=256, description="Context size llama-index plans prompts for.")
+    untrusted_text: bool = Field(default=False, description="Return an untrusted profile's text (not as answers).")
     _llm: Any = PrivateAttr()
 
     def __init__(self, llm: Any, **kwargs: Any) -> None:
@@ -219,6 +240,11 @@ class MedragLLM(CustomLLM):
         return self._llm
 
     @property
+    def withheld(self) -> bool:
+        """True when this model's text is never returned (untrusted profile, ``untrusted_text`` off)."""
+        return not (self._llm.profile.clinical_answers or self.untrusted_text)
+
+    @property
     def metadata(self) -> LLMMetadata:
         return LLMMetadata(context_window=self.context_window, num_output=self.max_tokens,
                            is_chat_model=self._llm.profile.prompt_style == "chat", model_name=self._llm.name)
@@ -231,8 +257,14 @@ class MedragLLM(CustomLLM):
                                 temperature=float(kwargs.get("temperature", self.temperature)),
                                 stop=tuple([stop] if isinstance(stop, str) else stop))
 
+    def _withheld_response(self) -> CompletionResponse:
+        note = withheld_note(self._llm)
+        return CompletionResponse(text=note, delta=note, raw={"withheld": True, "profile": self._llm.profile.name})
+
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        if self.withheld:
+            return self._withheld_response()
         gen = self._llm.generate([prompt], self._params(kwargs))[0]
         return CompletionResponse(text=gen.text, raw={"finish_reason": gen.finish_reason})
 
@@ -241,6 +273,9 @@ class MedragLLM(CustomLLM):
         params = self._params(kwargs)
 
         def pieces() -> CompletionResponseGen:
+            if self.withheld:
+                yield self._withheld_response()
+                return
             text = ""
             for piece in self._llm.stream(prompt, params):
                 text += piece
@@ -250,13 +285,67 @@ class MedragLLM(CustomLLM):
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        if self._llm.profile.prompt_style != "chat":
-            prompt = self.messages_to_prompt(messages)
+        if self._llm.profile.prompt_style != "chat" or self.withheld:
+            prompt = "" if self.withheld else self.messages_to_prompt(messages)
             return completion_response_to_chat_response(self.complete(prompt, formatted=True, **kwargs))
         chat = [{"role": _role(m), "content": m.content or ""} for m in messages]
         gen = self._llm.generate([chat], self._params(kwargs))[0]
         return ChatResponse(message=ChatMessage(role="assistant", content=gen.text),
                             raw={"finish_reason": gen.finish_reason})
+
+
+class MedragQueryEngine(CustomQueryEngine):
+    """A llama-index query engine that answers like ``medrag ask``: medrag's reasoning loop over the
+    retriever's index, citations checked against the evidence, and — for a model that may not answer
+    clinically, or an answer that fails grounding — the cited evidence with a note instead of model text.
+
+    The response's ``source_nodes`` are the cited chunks (quote in ``metadata["quote"]``); its ``metadata``
+    holds ``answered_by`` (``model``, ``evidence`` or ``none``), ``option``, ``notes`` and ``disclaimer``.
+    ``mode``: ``followup`` | ``rag`` | ``search-tags``; ``ask_options``: extra ``medrag.ask`` keywords."""
+
+    retriever: MedragRetriever
+    llm: MedragLLM
+    mode: str = "followup"
+    ask_options: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(self, retriever: MedragRetriever, llm: MedragLLM, **kwargs: Any) -> None:
+        super().__init__(retriever=retriever, llm=llm, **kwargs)
+
+    def custom_query(self, query_str: str) -> Response:
+        from ..reason.api import ask
+
+        searched = _RecordingRetriever(self.retriever)
+        answer = ask(query_str, index=searched, llm=self.llm.medrag_llm, mode=self.mode,
+                     filters=self.retriever.filters, **self.ask_options)
+        nodes = []
+        for c in answer.citations:
+            hit = searched.seen.get(c.chunk_id)
+            if hit is not None:
+                node = hit_to_node(hit)
+                node.node.metadata["quote"] = c.quote
+                nodes.append(node)
+        return Response(response=answer.answer, source_nodes=nodes, metadata={
+            "answered_by": answer.answered_by, "option": answer.option, "notes": list(answer.notes),
+            "insufficient_evidence": answer.insufficient_evidence, "disclaimer": answer.disclaimer})
+
+
+class _RecordingRetriever:
+    """The medrag retriever behind a ``MedragRetriever``, searched under its lock; remembers every hit it
+    returned (``seen``: chunk id -> hit) so cited chunks become source nodes."""
+
+    def __init__(self, wrapper: MedragRetriever) -> None:
+        self._inner = wrapper.medrag_retriever
+        self.seen: dict[str, Hit] = {}
+
+    def search(self, query: str, k: int = 10, filters: Any = None) -> list[Hit]:
+        return self.batch_search([query], k=k, filters=filters)[0]
+
+    def batch_search(self, queries: Sequence[str], k: int = 10, filters: Any = None) -> list[list[Hit]]:
+        with retriever_lock(self._inner):
+            results = self._inner.batch_search(list(queries), k=k, filters=filters)
+        for hits in results:
+            self.seen.update((h.chunk_id, h) for h in hits)
+        return results
 
 
 def _role(message: ChatMessage) -> str:

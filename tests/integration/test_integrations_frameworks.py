@@ -83,7 +83,8 @@ def test_llamaindex_query_engine_with_medrag_llm(li, retriever) -> None:
 
     from medrag.integrations.llama_index import MedragLLM, MedragRetriever
 
-    scripted = ScriptedLLM([(r"apixaban", "Apixaban, per the retrieved trial.")], profile="tiny-base")
+    # a profile trusted with clinical answers: its text is the response (untrusted ones: test_adapter_honesty)
+    scripted = ScriptedLLM([(r"apixaban", "Apixaban, per the retrieved trial.")], profile="chat")
     engine = RetrieverQueryEngine.from_args(MedragRetriever(retriever, k=3), llm=MedragLLM(scripted, max_tokens=32))
     response = engine.query(AF_QUERY)
     assert str(response) == "Apixaban, per the retrieved trial."
@@ -103,7 +104,9 @@ def test_llamaindex_query_fusion_retriever_over_two_modes(li, retriever) -> None
                            profile="tiny-base")
     fusion = QueryFusionRetriever(
         [MedragRetriever(retriever, k=5, mode="bm25"), MedragRetriever(retriever, k=5, mode="dense")],
-        llm=MedragLLM(scripted), num_queries=2, mode="reciprocal_rerank", similarity_top_k=4, use_async=True,
+        # query generation is not an answer: the untrusted model's text is asked for explicitly
+        llm=MedragLLM(scripted, untrusted_text=True), num_queries=2, mode="reciprocal_rerank", similarity_top_k=4,
+        use_async=True,
     )
     nodes = fusion.retrieve("early antibiotics in septic shock")
     ids = [n.node.node_id for n in nodes]
@@ -135,7 +138,7 @@ def test_llamaindex_query_engine_with_packaged_model(li, integrations_index: Pat
         response = engine.query("Which antibiotic timing is recommended in septic shock?")
     finally:
         llm.medrag_llm.close()
-    assert isinstance(response.response, str) and response.response.strip()
+    assert response.response.startswith("No answer was generated")  # the 270M model's text is never the answer
     assert len(response.source_nodes) == 2
 
 
