@@ -7,8 +7,8 @@ The offline default is the packaged Gemma 3 270M base model via llama.cpp (profi
 completion prompt, the question only (no retrieval: MIRAGE's corpora are not on this machine), greedy decoding,
 an answer budget of 3 tokens, the first standalone option letter (or yes/no word for BioASQ) is the model's
 choice; an answer naming no option counts as wrong and is reported as unparsed. The CPU is shared, so each
-data set is scored on ``--per-dataset`` items drawn with ``random.Random(seed).sample`` from the item ids in
-file order; accuracy comes with a 95% bootstrap percentile interval (1,000 resamples). Baselines are computed
+data set is scored on ``--per-dataset`` items: the first of a permutation by ``random.Random(f"{seed}-{name}")``
+of its items in file order; accuracy comes with a 95% bootstrap percentile interval (1,000 resamples). Baselines are computed
 on the full data set and on the sample. Resumable: generations are cached under
 ``eval/results/mirage/default-none/``. Writes ``eval/results/mirage.md`` and ``eval/results/mirage.json``.
 """
@@ -29,13 +29,14 @@ NAMES = {"medqa": "MedQA-US", "medmcqa": "MedMCQA", "bioasq": "BioASQ-Y/N", "mml
 
 
 def sample_items(items: list, per_dataset: int, seed: int) -> list:
-    """``per_dataset`` items of each data set, drawn with one ``random.Random(seed)`` in data-set order."""
-    rng = random.Random(seed)
-    out = []
+    """The first ``per_dataset`` items of each data set's permutation by ``random.Random(f"{seed}-{name}")``,
+    interleaved round-robin across data sets. A smaller sample is a prefix of a larger one per data set, and
+    an interrupted run has scored the data sets evenly, so every finished item stays usable."""
+    groups = []
     for name in dict.fromkeys(it.dataset for it in items):
         group = [it for it in items if it.dataset == name]
-        out.extend(rng.sample(group, min(per_dataset, len(group))))
-    return out
+        groups.append(random.Random(f"{seed}-{name}").sample(group, len(group))[:per_dataset])
+    return [g[i] for i in range(per_dataset) for g in groups if i < len(g)]
 
 
 def _pct(x: float | None) -> str:
@@ -73,10 +74,11 @@ def build_table(items: list, sample: list, result: dict, args: argparse.Namespac
         "1/#options); majority = always answering the most frequent gold letter (in brackets).",
         "",
         f"Model: the packaged Gemma 3 270M base model via llama.cpp (profile `tiny-base`), 3-shot completion "
-        f"prompt, **no retrieval** (question only), greedy, answer budget {result['config']['max_tokens']} tokens. "
-        f"Scored on a fixed random sample of {args.per_dataset} items per data set (`random.Random({args.seed})`, "
-        "see `sample_items` in the script), because the CPU is shared and slow; accuracy in bold with its 95% "
-        "bootstrap percentile interval (1,000 resamples). Unparsed answers (no option named) count as wrong.",
+        f"prompt, **no retrieval** (question only), greedy, answer budget {result['generation']['answer_tokens']} "
+        f"tokens. Scored on a fixed random sample of {args.per_dataset} items per data set (the first items of "
+        f"`random.Random(\"{args.seed}-<data set>\")`'s permutation, see `sample_items` in the script), because "
+        "the CPU is shared and slow; accuracy in bold with its 95% bootstrap percentile interval (1,000 "
+        "resamples). Unparsed answers (no option named) count as wrong.",
         "",
         "| data set | items | random % | majority % | sample n | sample random % | sample majority % "
         "| Gemma 3 270M % [95% CI] | unparsed |",

@@ -71,10 +71,11 @@ class QAEvalConfig:
     whole context (``None``: no cut for a trusted profile; 1,500 characters for an untrusted one, such as the
     tiny offline default whose CPU time grows with the prompt).
 
-    Budgets: ``max_tokens`` is the *answer* budget (a yes/no/maybe or an option letter needs ~3);
-    ``thinking_tokens`` the thinking budget of a profile with think tags (``None``: 2,048; 0 for a profile
-    without). A generation cut off while thinking is forced to answer (see ``medrag.evaluation.generation``);
-    an answer that names no option counts as wrong and is reported as unparsed.
+    Budgets: ``max_tokens`` is the *answer* budget and ``thinking_tokens`` the thinking budget (``None``: the
+    model profile's ``qa`` stage budget — 3 answer tokens for the offline default, thinking + answer for a
+    reasoning profile; a profile without think tags never gets thinking tokens). A generation cut off while
+    thinking is forced to answer (see ``medrag.evaluation.generation``); an answer that names no option counts
+    as wrong and is reported as unparsed.
     Accuracy's std is binomial and bootstrap (``bootstrap`` resamples, ``seed``). ``limit`` keeps the first N.
     """
 
@@ -86,7 +87,7 @@ class QAEvalConfig:
     k: int | None = None
     index: str | None = None
     loop: bool = False
-    max_tokens: int = 3
+    max_tokens: int | None = None
     thinking_tokens: int | None = None
     bootstrap: int = 1000
     seed: int = 0
@@ -100,7 +101,8 @@ class QAEvalConfig:
                "context_chars and k must be >= 1")
         _check(not (self.loop or self.context == "retrieved") or bool(self.index),
                "retrieved context and the reasoning loop need an index (--index)")
-        _check(self.max_tokens >= 1 and self.bootstrap >= 0, "max_tokens must be >= 1 and bootstrap >= 0")
+        _check((self.max_tokens is None or self.max_tokens >= 1) and self.bootstrap >= 0,
+               "max_tokens must be >= 1 and bootstrap >= 0")
         _check(self.thinking_tokens is None or self.thinking_tokens >= 0, "thinking_tokens must be >= 0")
         _check(self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}")
 
@@ -113,8 +115,8 @@ class MedRGBEvalConfig:
     to test (MedRGB's 0..100 in steps of 20); ``n_docs`` documents per instance (10 in the paper),
     ``n_signal_standard`` for the standard scenario (5). Documents are cut to ``doc_chars`` in prompts.
     ``seed`` fixes which documents each instance shows. ``limit`` keeps the first N questions.
-    ``max_tokens`` is the answer budget (the JSON reply); ``thinking_tokens`` the thinking budget of a profile
-    with think tags (``None``: 2,048; 0 without); thinking never reaches scoring.
+    ``max_tokens`` is the answer budget (the JSON reply) and ``thinking_tokens`` the thinking budget (``None``:
+    the model profile's ``medrgb`` stage budget); thinking never reaches scoring.
     """
 
     scenario: str = "standard"
@@ -122,7 +124,7 @@ class MedRGBEvalConfig:
     n_docs: int = 10
     n_signal_standard: int = 5
     llm: str | None = None
-    max_tokens: int = 512
+    max_tokens: int | None = None
     thinking_tokens: int | None = None
     doc_chars: int = 1000
     seed: int = 42
@@ -134,6 +136,7 @@ class MedRGBEvalConfig:
         _check(bool(self.p_sig) and all(p in (0, 20, 40, 60, 80, 100) for p in self.p_sig),
                f"p_sig values must be among 0, 20, 40, 60, 80, 100, got {self.p_sig!r}")
         _check(self.n_docs >= 1 and self.n_signal_standard >= 1, "n_docs and n_signal_standard must be >= 1")
-        _check(self.max_tokens >= 1 and self.doc_chars >= 1, "max_tokens and doc_chars must be >= 1")
+        _check((self.max_tokens is None or self.max_tokens >= 1) and self.doc_chars >= 1,
+               "max_tokens and doc_chars must be >= 1")
         _check(self.thinking_tokens is None or self.thinking_tokens >= 0, "thinking_tokens must be >= 0")
         _check(self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}")

@@ -174,9 +174,10 @@ def _print_retrieval(outcomes: list[Any]) -> None:
 @click.option("--loop-queries", type=int, default=None, help="--loop: queries per round (default: LoopConfig's).")
 @click.option("--few-shot", type=int, default=3, show_default=True, help="Worked examples for completion models.")
 @click.option("--max-tokens", type=int, default=None,
-              help="Answer budget in tokens, after any thinking (default: 3 for QA, 512 for medrgb).")
+              help="Answer budget in tokens, after any thinking (default: the profile's qa/medrgb budget, "
+                   "e.g. 3 for QA with the offline default).")
 @click.option("--thinking-tokens", type=int, default=None,
-              help="Thinking budget of a profile with think tags (default 2048; 0 for one without). A model "
+              help="Thinking budget (default: the profile's; none for a profile without think tags). A model "
                    "cut off while thinking is forced to answer.")
 @click.option("--k", "k", type=int, default=None,
               help="QA --context retrieved: snippets per question (default: 32 for a trusted profile, 5 else).")
@@ -207,7 +208,7 @@ def rag_cmd(benchmark: str, data: Path | None, out: Path, llm: str | None, profi
         from ..config import QAEvalConfig
 
         config = QAEvalConfig(
-            benchmark=benchmark, llm=llm, few_shot=few_shot, max_tokens=max_tokens or 3,
+            benchmark=benchmark, llm=llm, few_shot=few_shot, max_tokens=max_tokens,
             thinking_tokens=thinking_tokens, k=k, context_chars=context_chars, limit=limit,
             context=context or ("gold" if benchmark == "pubmedqa" else "none"), index=str(index) if index else None,
             loop=loop,
@@ -239,7 +240,7 @@ def _medrgb(data: Path | None, out: Path, llm: str | None, profile: str | None, 
         data = download_medrgb(data or out / "data")
     questions = load_medrgb(_require(data, f"no MedRGB data; get it from {MEDRGB_HUB} (or pass --from-hub)"))
     config = MedRGBEvalConfig(scenario=scenario, p_sig=p_sig or (0, 20, 40, 60, 80, 100), n_docs=n_docs, llm=llm,
-                              max_tokens=budgets[0] or 512, thinking_tokens=budgets[1], limit=limit)
+                              max_tokens=budgets[0], thinking_tokens=budgets[1], limit=limit)
     with _load_llm(llm, profile) as model:
         return run_medrgb(questions, config, out, model, progress=not quiet)
 

@@ -22,8 +22,7 @@ from typing import Any
 
 from ..errors import EvaluationError, InputError
 from .data import read_jsonl
-from .generation import Budget, generate_budgeted, thinking_tags
-from .qa import visible_answer
+from .generation import generate_stage, stage_budget, visible
 from .records import ItemCache, config_fingerprint
 
 __all__ = ["compose_query", "passage_prompt", "load_expansions", "expand_queries", "reason_expansion"]
@@ -80,7 +79,7 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
                    key_extra: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Query id -> expansion text (generated, cached, or precomputed). ``key_extra`` joins the cache key
     (the loop config of the ``reason`` expansion). ``max_tokens`` is the passage's budget; a thinking
-    profile also gets ``thinking_tokens`` (``None``: medrag.evaluation.generation's default) and its thinking
+    profile also gets ``thinking_tokens`` (``None``: its profile's ``expansion`` budget) and its thinking
     — closed or cut off — never reaches the passage."""
     if precomputed is not None:
         missing = sorted(set(queries) - set(precomputed))
@@ -89,11 +88,11 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
         return {q: precomputed[q] for q in queries}
     if llm is None:
         raise EvaluationError(f"expansion {method!r} needs an LLM (--llm) or precomputed --expansions")
-    budget = Budget(max_tokens, thinking_tokens)
+    budget = stage_budget(llm, "expansion", answer=max_tokens, thinking=thinking_tokens)
     key = {"method": "passage" if method in ("hyde", "query2doc") else method, **_llm_key(llm),
            "max_tokens": max_tokens, **dict(key_extra or {})}
-    if budget.thinking_for(llm):
-        key["thinking_tokens"] = budget.thinking_for(llm)
+    if budget.thinking:
+        key["thinking_tokens"] = budget.thinking
     cache = ItemCache(cache_dir / f"expansions-{config_fingerprint(key)}.jsonl")
     todo = [q for q in sorted(queries) if q not in cache]
     if progress:
@@ -113,13 +112,12 @@ def expand_queries(queries: Mapping[str, str], method: str, cache_dir: Path, *, 
     return {q: cache.get(q) for q in queries}
 
 
-def _passages(llm: Any, queries: Sequence[str], budget: Budget) -> list[str]:
+def _passages(llm: Any, queries: Sequence[str], budget: Any) -> list[str]:
     chat = getattr(getattr(llm, "profile", None), "prompt_style", "completion") == "chat"
     prompts = [passage_prompt(q, chat) for q in queries]
     stop = () if chat else ("\n\n", "\nQuestion:")
-    open_, close = thinking_tags(llm)
-    gens = generate_budgeted(llm, prompts, budget, stop=stop, answer_cue="\n\n")
-    return [visible_answer(g.text, open_ or "<think>", close or "</think>").strip() for g in gens]
+    gens = generate_stage(llm, prompts, budget, stop=stop, cue="")
+    return [visible(g.text, llm).strip() for g in gens]
 
 
 def reason_expansion(retriever: Any, llm: Any, loop_config: Any = None) -> Callable[[str], str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataNotFoundError, InputError
-from ..reason.parsing import split_think
+from ..llm.thinking import split_think
 from .data import read_json, read_jsonl
 
 __all__ = [

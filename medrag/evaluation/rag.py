@@ -23,10 +23,10 @@ from ..config import MedRGBEvalConfig, QAEvalConfig, config_to_dict
 from ..errors import EvaluationError
 from ..manifest import atomic_write_json
 from ..reason.parsing import ParseError, parse_final
+from .generation import generate_stage, stage_budget, visible
 from .medrgb import MedRGBInstance, MedRGBQuestion, build_instances
 from .medrgb_scoring import aggregate, build_prompt, score_response
-from .generation import Budget, generate_budgeted, thinking_tags
-from .qa import QAItem, accuracy_summary, chat_prompt, completion_prompt, parse_answer, visible_answer
+from .qa import QAItem, accuracy_summary, chat_prompt, completion_prompt, parse_answer
 from .records import ItemCache, config_fingerprint, provenance
 
 __all__ = ["run_qa", "run_medrgb", "BATCH"]
@@ -100,15 +100,19 @@ def _qa_prompt(item: QAItem, config: QAEvalConfig, llm: Any, retriever: Any) -> 
 
 
 def _parse(text: str, item: QAItem, llm: Any) -> str | None:
-    open_, close = thinking_tags(llm)
-    return parse_answer(text, item.options, think_open=open_ or "<think>", think_close=close or "</think>")
+    return parse_answer(visible(text, llm), item.options)
+
+
+def qa_budget(config: QAEvalConfig, llm: Any) -> Any:
+    """The QA stage budget: the profile's ``qa`` budget with the config's overrides."""
+    return stage_budget(llm, "qa", answer=config.max_tokens, thinking=config.thinking_tokens)
 
 
 def _direct(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retriever: Any) -> list[dict[str, Any]]:
     """One budgeted generation per item; the prediction is the option its visible answer names."""
     prompts = [_qa_prompt(item, config, llm, retriever) for item in batch]
     stop = ("\n",) if _is_completion(llm) else ()
-    gens = generate_budgeted(llm, prompts, Budget(config.max_tokens, config.thinking_tokens), stop=stop)
+    gens = generate_stage(llm, prompts, qa_budget(config, llm), stop=stop, seed=config.seed)
     return [{"text": g.text, "prediction": _parse(g.text, item, llm), "forced": g.forced, "asked": "direct"}
             for g, item in zip(gens, batch, strict=True)]
 
@@ -121,13 +125,12 @@ def loop_choice(answer: Any, item: QAItem, llm: Any) -> tuple[str | None, str] |
     if not finals:
         return None
     text = finals[-1].outputs[-1]
-    open_, close = thinking_tags(llm)
-    visible = visible_answer(text, open_ or "<think>", close or "</think>")
+    shown = visible(text, llm)
     options = dict(item.options)
     try:
-        draft = parse_final(visible if not _is_completion(llm) else "Answer:" + visible, options)
+        draft = parse_final(shown if not _is_completion(llm) else "Answer:" + shown, options)
     except ParseError:
-        return parse_answer(visible, item.options, think_open=None, think_close=None), text
+        return parse_answer(shown, item.options, think_open=None, think_close=None), text
     if draft.option is not None:
         return draft.option, text
     return parse_answer(draft.answer, item.options, think_open=None, think_close=None), text
@@ -176,8 +179,8 @@ def run_qa(items: Sequence[QAItem], config: QAEvalConfig, out: str | Path, llm: 
     k, chars = qa_context_size(config, llm)
     gen_config = {**config_to_dict(replace(config, limit=None, bootstrap=0, seed=0)), "model": _llm_facts(llm),
                   "resolved": {"k": k, "context_chars": chars,
-                               "thinking_tokens": Budget(config.max_tokens, config.thinking_tokens).thinking_for(llm),
-                               "answer_tokens": config.max_tokens}}
+                               "thinking_tokens": qa_budget(config, llm).thinking,
+                               "answer_tokens": qa_budget(config, llm).answer}}
     if loop is not None:
         gen_config["loop"] = config_to_dict(loop.config)
     cache = ItemCache(out / f"predictions-{config_fingerprint(gen_config)}.jsonl")
@@ -242,6 +245,7 @@ def run_medrgb(questions: Sequence[MedRGBQuestion], config: MedRGBEvalConfig, ou
                                 n_signal_standard=config.n_signal_standard, seed=config.seed, noise_pool=pool)
     if not instances:
         raise EvaluationError("no MedRGB instances to evaluate (no questions, or integration with p_sig 0 only)")
+    budget = stage_budget(llm, "medrgb", answer=config.max_tokens, thinking=config.thinking_tokens)
     gen_config = {k: v for k, v in config_to_dict(config).items() if k not in ("limit", "p_sig")}
     gen_config["model"] = _llm_facts(llm)
     cache = ItemCache(out / f"predictions-{config_fingerprint(gen_config)}.jsonl")
@@ -250,15 +254,13 @@ def run_medrgb(questions: Sequence[MedRGBQuestion], config: MedRGBEvalConfig, ou
     bar = _progress(len(instances), f"medrgb {config.scenario}", progress)
     bar.update(len(instances) - len(todo))
     for batch in _batches(todo, BATCH):
-        gens = generate_budgeted(llm, [_medrgb_prompt(i, config, llm) for i in batch],
-                                 Budget(config.max_tokens, config.thinking_tokens), answer_cue="\n\nJSON answer:")
+        gens = generate_stage(llm, [_medrgb_prompt(i, config, llm) for i in batch], budget, cue="JSON answer:",
+                              seed=config.seed)
         for inst, g in zip(batch, gens, strict=True):
             cache.put(inst.key, {"text": g.text, "forced": g.forced})
         bar.update(len(batch))
     bar.close()
-    open_, close = thinking_tags(llm)
-    scored = [score_response(inst, visible_answer(cache.get(inst.key)["text"], open_ or "<think>", close or "</think>"))
-              for inst in instances]
+    scored = [score_response(inst, visible(cache.get(inst.key)["text"], llm)) for inst in instances]
     results = {
         "kind": "medrgb",
         "benchmark": "medrgb",

@@ -38,7 +38,6 @@ from ._common import hit_metadata, retriever_lock
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
-    from llama_index.core.base.response.schema import Response
     from llama_index.core.base.llms.generic_utils import completion_response_to_chat_response
     from llama_index.core.base.llms.types import (
         ChatMessage,
@@ -47,6 +46,7 @@ try:
         CompletionResponseGen,
         LLMMetadata,
     )
+    from llama_index.core.base.response.schema import Response
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
     from llama_index.core.llms.custom import CustomLLM
@@ -309,7 +309,7 @@ class MedragQueryEngine(CustomQueryEngine):
     ask_options: dict[str, Any] = Field(default_factory=dict)
 
     def __init__(self, retriever: MedragRetriever, llm: MedragLLM, **kwargs: Any) -> None:
-        super().__init__(retriever=retriever, llm=llm, **kwargs)
+        super().__init__(retriever=retriever, llm=llm, **kwargs)  # type: ignore[call-arg]  # pydantic fields
 
     def custom_query(self, query_str: str) -> Response:
         from ..reason.api import ask

@@ -13,7 +13,8 @@ reasoning model trained on that protocol would write: ``<think>`` + a configurab
 * search-tag prompts (any tags the instructions name, e.g. ``<search>``/``<information>``/``<answer>``):
   ``searches`` searches from the question's terms, then an answer in the protocol's answer tag;
 * multiple-choice QA prompts: the option chosen by :func:`choose_option` (``Answer: X``, or the
-  ``answer_choice`` JSON when the prompt asks for it) — so a benchmark's accuracy is known exactly.
+  ``answer_choice`` JSON when the prompt asks for it) — so a benchmark's accuracy is known exactly; a
+  yes/no(/maybe) prompt without option lines ("… with yes or no or maybe") gets the chosen word.
 
 Thinking text deliberately contains decoys ("Answer: …", numbered lines): if thinking ever leaked into
 parsing, the decoys would surface. Output after a closed think block (budget forcing: ``</think>`` + cue)
@@ -38,6 +39,7 @@ _STOP = frozenset("""a an and are as at be by can do does for from has have how 
     mg ml min per dose""".split())
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[.)]\s+(.+?)\s*$")
 _EVIDENCE = re.compile(r'<evidence id="(E\d+)"[^>]*>\n?(.*?)\n?</evidence>', re.DOTALL)
+_WORD_ANSWERS = re.compile(r"\bwith (yes or no(?: or maybe)?)\b")
 _LABELLED = re.compile(r"^\[(E\d+)\] \(Title: [^)\n]*\) (.*)$", re.MULTILINE)
 
 
@@ -104,7 +106,7 @@ def detect_stage(context: str) -> str:
         return "followup"
     if "Answer the question using only the evidence" in context:
         return "final"
-    if _options(context):
+    if _options(context) or _WORD_ANSWERS.search(context):
         return "qa"
     return "other"
 
@@ -266,6 +268,10 @@ def _qa(context: str, cfg: StandinConfig) -> str:
     options = _options(context)
     lines = [ln for ln in context.splitlines() if not _OPTION_LINE.match(ln)]
     question = _question(context)
+    words = _WORD_ANSWERS.search(context)
+    if not options and words:  # yes/no(/maybe) items list no options: answer with the word
+        options = {chr(ord("A") + i): w for i, w in enumerate(words.group(1).split(" or "))}
+        return f"Answer: {options[choose_option(options, context, question, cfg.oracle)]}"
     letter = choose_option(options, "\n".join(lines).replace(question, " "), question, cfg.oracle)
     if "answer_choice" in context:
         return json.dumps({"step_by_step_thinking": "The documents favour this option.", "answer_choice": letter})

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from medrag.config import MODEL_PROFILES, MedRGBEvalConfig, QAEvalConfig
+from medrag.config import MODEL_PROFILES, MedRGBEvalConfig, QAEvalConfig, StageBudget
 from medrag.evaluation.expansion import expand_queries
-from medrag.evaluation.generation import DEFAULT_THINKING_TOKENS, Budget, generate_budgeted
+from medrag.evaluation.generation import generate_stage, stage_budget
 from medrag.evaluation.medrgb import load_medrgb
 from medrag.evaluation.qa import QAItem, load_mirage, parse_answer, visible_answer
 from medrag.evaluation.rag import qa_context_size, run_medrgb, run_qa
@@ -52,19 +52,21 @@ def test_unclosed_think_never_becomes_the_answer():
 
 def test_budget_forcing_closes_an_overrun_think_block():
     llm = ThinkingLLM(answer="C", think_words=5000)
-    (g,) = generate_budgeted(llm, ["Question?\nAnswer:"], Budget(answer=3, thinking=100))
+    (g,) = generate_stage(llm, ["Question?\nAnswer:"], StageBudget(thinking=100, answer=3))
     first, second = llm.calls
     assert first[1].max_tokens == 103 and second[1].max_tokens == 3
-    assert g.forced and g.text.endswith("</think>\n\nAnswer:C")
+    assert g.forced and g.text.endswith("</think>\nAnswer:C")
     assert parse_answer(g.text, ABCD) == "C"
     chat = ThinkingLLM(answer="D", think_words=5000)
-    (g,) = generate_budgeted(chat, [[{"role": "user", "content": "Q?"}]], Budget(answer=3, thinking=10))
+    (g,) = generate_stage(chat, [[{"role": "user", "content": "Q?"}]], StageBudget(thinking=10, answer=3))
     assert chat.calls[1][0][0][-1]["role"] == "assistant" and parse_answer(g.text, ABCD) == "D"
     within = ThinkingLLM(answer="B", think_words=20)
-    (g,) = generate_budgeted(within, ["Q"], Budget(answer=3))
-    assert not g.forced and len(within.calls) == 1 and within.calls[0][1].max_tokens == DEFAULT_THINKING_TOKENS + 3
+    qa = MODEL_PROFILES["reasoning"].budgets.qa
+    (g,) = generate_stage(within, ["Q"], stage_budget(within, "qa"))
+    assert not g.forced and len(within.calls) == 1 and within.calls[0][1].max_tokens == qa.thinking + qa.answer
     plain = ThinkingLLM(profile="tiny-base")
-    assert Budget(answer=3, thinking=500).thinking_for(plain) == 0
+    assert stage_budget(plain, "qa", thinking=500) == StageBudget(thinking=0, answer=3)
+    assert stage_budget(within, "medrgb", answer=99).answer == 99
 
 
 def test_stop_applies_to_the_answer_not_the_thinking():
@@ -74,7 +76,7 @@ def test_stop_applies_to_the_answer_not_the_thinking():
             return [Generation("<think>line one\nline A\n</think>\nB\nmore text", "stop") for _ in prompts]
 
     llm = Newlines()
-    (g,) = generate_budgeted(llm, ["Q"], Budget(answer=3, thinking=50), stop=("\n",))
+    (g,) = generate_stage(llm, ["Q"], StageBudget(thinking=50, answer=3), stop=("\n",))
     assert llm.calls[0][1].stop == () and g.text.endswith("</think>\nB")
 
 
@@ -86,7 +88,7 @@ def test_qa_scores_the_visible_answer_with_thinking_budgets(tmp_path, fixtures_d
     res = run_qa(items, cfg, tmp_path, llm, progress=False)
     assert res["summary"]["accuracy"] == pytest.approx(golds.count("B") / len(items))
     assert res["summary"]["unparsed"] == 0 and res["generation"]["forced_answers"] == len(items)
-    assert res["generation"]["thinking_tokens"] == 64 and res["generation"]["answer_tokens"] == 3
+    assert res["generation"]["thinking_tokens"] == 64 and res["generation"]["answer_tokens"] == 64  # reasoning qa
     mute = ThinkingLLM(answer="(none)", think_words=400)
     res = run_qa(items, cfg, tmp_path / "mute", mute, progress=False)
     assert res["summary"]["accuracy"] == 0.0 and res["summary"]["unparsed_rate"] == 1.0
