@@ -95,7 +95,7 @@ def test_http_ask_and_stream_withhold_untrusted_text(retriever) -> None:
 
     async def calls() -> tuple[list[dict[str, Any]], str]:
         bodies = []
-        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t",
+        async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
                                                                        timeout=60) as client:
             for mode in ("followup", "rag", "search-tags"):
                 r = await client.post("/ask", json={"question": QUESTION, "mode": mode, "rounds": 1})
