@@ -8,6 +8,7 @@ behaviour are stated here explicitly. Each stage's configs live in their own mod
 from __future__ import annotations
 
 from ._base import config_to_dict
+from .adapt import AdaptConfig
 from .evaluation import (
     EXPANSION_METHODS,
     QA_CONTEXTS,
@@ -54,7 +55,7 @@ __all__ = [
     "OPENAI_ENDPOINTS", "LOOP_PRESETS", "STAGES", "StageBudget", "StageBudgets", "SearchProtocol", "SEARCH_PROTOCOLS",
     "load_profile_file",
     # index
-    "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
+    "AdaptConfig", "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
     "DenseLegConfig", "RerankConfig", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
     # scale
     "ENGINES", "ScaleConfig",

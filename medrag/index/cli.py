@@ -22,6 +22,7 @@ from ..config import (
 from ..errors import ConfigError
 from ..manifest import MANIFEST_NAME
 from . import DEFAULT_CORPUS, DEFAULT_INDEX
+from .adapt_cli import adapt_cmd
 from .build import build_index
 from .manifest import DenseRecord, IndexManifest, read_index_manifest
 
@@ -38,7 +39,11 @@ def index() -> None:
       medrag index build --corpus corpora/pubmed --engine ray --address auto --faiss "OPQ64,IVF65536,PQ64" --faiss-shards 4
       medrag index info indexes/default
       medrag index verify indexes/default      # re-hash every file
+      medrag index adapt --corpus corpora/guidelines --out models/guidelines-minilm --steps 200
     """
+
+
+index.add_command(adapt_cmd)
 
 
 def _weights(value: str) -> tuple[float, float]:
