@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DependencyMissingError, EvaluationError
+from .per_query import comparison_md, worst_md
 
 __all__ = ["load_published", "collect", "report_markdown", "plot_retrieval", "write_report", "Collected"]
 
@@ -37,6 +38,8 @@ class Collected:
     queries: dict[str, int] = field(default_factory=dict)  # task -> number of queries
     qa: list[dict[str, Any]] = field(default_factory=list)
     medrgb: list[dict[str, Any]] = field(default_factory=list)
+    per_query: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # task -> system -> per query
+    worst: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # task -> system -> worst
 
 
 def collect(root: str | Path) -> Collected:
@@ -55,6 +58,7 @@ def collect(root: str | Path) -> Collected:
             task = res["task"]["name"]
             found.retrieval.setdefault(res["system"], {})[task] = res["metrics"]
             found.queries[task] = res["num_queries"]
+            _collect_per_query(found, path.parent, task, res["system"])
         elif kind == "qa":
             found.qa.append({**res, "path": str(path.parent.relative_to(root))})
         elif kind == "medrgb":
@@ -62,6 +66,24 @@ def collect(root: str | Path) -> Collected:
     if not (found.retrieval or found.qa or found.medrgb):
         raise EvaluationError(f"{root}: no results.json from `medrag eval` found")
     return found
+
+
+def _collect_per_query(found: Collected, folder: Path, task: str, system: str) -> None:
+    for name, target in (("per_query.json", found.per_query), ("worst.json", found.worst)):
+        try:
+            target.setdefault(task, {})[system] = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+
+
+def _per_query_md(data: Collected) -> list[str]:
+    """Wins/losses of hybrid systems vs each leg, and the worst queries of each hybrid system."""
+    lines: list[str] = []
+    for task in sorted(data.per_query):
+        lines += comparison_md(task, data.per_query[task])
+        for system in sorted(s for s in data.worst.get(task, {}) if s.startswith("hybrid")):
+            lines += worst_md(task, system, data.worst[task][system])
+    return (["## Per-query analysis", ""] + lines) if lines else []
 
 
 def _f(x: float | None, scale: float = 100.0) -> str:
@@ -140,6 +162,7 @@ def report_markdown(data: Collected, published: dict[str, Any], images: list[str
     lines += [f"![{Path(i).stem}]({Path(i).name})" for i in images] + ([""] if images else [])
     if data.retrieval:
         lines += _retrieval_md(data, published)
+        lines += _per_query_md(data)
     if data.qa:
         lines += _qa_md(data)
     if data.medrgb:

@@ -27,6 +27,7 @@ from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from ..types import Hit
 from .data import RetrievalTask
 from .metrics import evaluate_run
+from .per_query import worst_queries
 from .records import ItemCache, config_fingerprint, provenance
 from .trec import write_qrels, write_run
 
@@ -161,6 +162,8 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
     write_run(task_dir / "run.trec", run, tag=f"medrag-{_safe(system)}")
     write_qrels(task_dir / "qrels.txt", task.qrels)
     atomic_write_json(task_dir / "per_query.json", scores.per_query)
+    atomic_write_json(task_dir / "worst.json", worst_queries(
+        scores.per_query, run, task.qrels, task.queries, title=_titles(retriever, run, scores.per_query)))
     if expansions:
         atomic_write_json(task_dir / "expansions.json", expansions)
     results = {
@@ -171,7 +174,7 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
         "num_queries": scores.num_queries,
         "seconds": round(time.perf_counter() - t0, 2),
         "timing": {**{k: round(v, 2) for k, v in clock.items()}, "queries_searched": searched},
-        "files": {"run": "run.trec", "qrels": "qrels.txt", "per_query": "per_query.json"},
+        "files": {"run": "run.trec", "qrels": "qrels.txt", "per_query": "per_query.json", "worst": "worst.json"},
         **provenance(eval_dict, index_config=config_to_dict(index_cfg), index=_index_facts(index_dir, retriever),
                      llm=_llm_name(llm) if config.expand and not config.expansions else None,
                      loop_config=_loop_dict(loop_config) if config.expand == "reason" else None),
@@ -200,6 +203,23 @@ def _expanded(task: RetrievalTask, config: RetrievalEvalConfig, cache_dir: Path,
     queries = {q: compose_query(config.expand, text, expansions[q], config.query2doc_repeat)
                for q, text in task.queries.items()}
     return queries, expansions
+
+
+def _titles(retriever: Any, run: Mapping[str, Mapping[str, float]],
+            per_query: Mapping[str, Any], n: int = 20, hits: int = 3) -> Callable[[str], str] | None:
+    """Document id -> title (or the start of its text) for the top hits of the ``n`` worst queries, from the
+    retriever's corpus (None without one)."""
+    corpus = getattr(retriever, "corpus", None)
+    if corpus is None:
+        return None
+    worst = sorted(per_query, key=lambda q: (per_query[q]["ndcg@10"], q))[:n]
+    wanted = {d for q in worst for d, _ in sorted(run.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:hits]}
+    titles: dict[str, str] = {}
+    for row, doc in enumerate(corpus.column("doc_id").to_pylist()):
+        if doc in wanted and doc not in titles:
+            chunk = corpus.chunk(row)
+            titles[doc] = chunk.title or " ".join(chunk.text.split())[:80]
+    return lambda d: titles.get(d, "")
 
 
 def _loop_dict(loop_config: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -87,6 +88,16 @@ def test_hybrid_and_dense_share_one_index(tmp_path, r2med_dir):
     assert len(list((tmp_path / ".cache" / "indexes").iterdir())) == 1
     assert hybrid.aggregate["ndcg@10"] > 0.5 and dense.aggregate["ndcg@10"] > 0.5
     assert hybrid.aggregate != dense.aggregate
+    # per-query analysis: worst queries with their top hits, and hybrid vs each leg in the report
+    worst = json.loads((hybrid.out_dir / "worst.json").read_text())
+    assert len(worst) == 6 and worst[0]["ndcg@10"] <= worst[-1]["ndcg@10"] and worst[0]["query"]
+    assert len(worst[0]["top"]) == 3 and worst[0]["top"][0]["title"]
+    evaluate_task(task, RetrievalEvalConfig(mode="bm25"), tmp_path, progress=False)
+    from medrag.evaluation.report import write_report
+
+    md = (Path(write_report(tmp_path)["markdown"])).read_text()
+    assert "## Per-query analysis" in md and "| hybrid | bm25 | 6 |" in md and "| hybrid | dense | 6 |" in md
+    assert "worst queries of hybrid" in md
 
 
 def test_beir_folder(tmp_path, fixtures_dir):
