@@ -189,6 +189,11 @@ class FusionConfig:
     normalization: str = "zscore"
     rrf_k: int = 60
     depth: int = 50
+    #: weighted fusion: subtract this many normalised units times the share of the query's rare-term weight
+    #: (BM25 idf of terms in at most ``rare_term_df`` of the chunks) a candidate lacks, so a dense-similar
+    #: passage that misses the one rare term naming the drug or disease cannot outrank one that has it
+    rare_term_penalty: float = 0.0
+    rare_term_df: float = 0.01
 
     def __post_init__(self) -> None:
         _check(self.method in ("weighted", "rrf"), f"fusion method must be 'weighted' or 'rrf', got {self.method!r}")
@@ -202,6 +207,8 @@ class FusionConfig:
         )
         _check(self.rrf_k >= 1, f"fusion rrf_k must be >= 1, got {self.rrf_k}")
         _check(self.depth >= 1, f"fusion depth must be >= 1, got {self.depth}")
+        _check(self.rare_term_penalty >= 0, f"fusion rare_term_penalty must be >= 0, got {self.rare_term_penalty}")
+        _check(0 < self.rare_term_df <= 1, f"fusion rare_term_df must be in (0, 1], got {self.rare_term_df}")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ __all__ = [
     "rrf_fusion",
     "union_rows",
     "best_per_document",
+    "rare_term_missing",
 ]
 
 
@@ -100,3 +101,22 @@ def best_per_document(doc_ids: Sequence[str], k: int | None = None) -> list[int]
             if k is not None and len(keep) >= k:
                 break
     return keep
+
+
+def rare_term_missing(term_rows: Sequence[np.ndarray], df: np.ndarray, n_rows: int, max_share: float,
+                      pool: np.ndarray) -> np.ndarray:
+    """Per ``pool`` row, the share of the query's rare-term idf mass that the row lacks.
+
+    ``term_rows[i]`` are the (sorted) rows containing query term ``i``, ``df[i]`` their number. A term is rare
+    when it occurs in at most ``max_share`` of the ``n_rows`` rows; its weight is the BM25 (Lucene) idf. A row
+    with every rare term, or any row of a query without one, lacks 0; a row with none lacks 1.
+    """
+    df = np.asarray(df, dtype=np.float64)
+    rare = [i for i in range(len(term_rows)) if 0 < df[i] <= max_share * n_rows]
+    out = np.zeros(pool.size, dtype=np.float64)
+    if not rare:
+        return out
+    idf = np.log1p((n_rows - df[rare] + 0.5) / (df[rare] + 0.5))
+    for i, w in zip(rare, idf.tolist(), strict=True):
+        out += w * np.isin(pool, term_rows[i], assume_unique=False)
+    return 1.0 - out / idf.sum()

@@ -18,6 +18,7 @@ from ..index.dense import DenseIndex, load_vectors, row_scores
 from ..index.encoder import Encoder, load_encoder
 from ..index.faiss_files import load_dense_faiss
 from ..index.manifest import DenseRecord
+from .fusion import rare_term_missing
 from .stages import Candidates, Rows
 
 __all__ = ["BM25Leg", "DenseLeg"]
@@ -39,8 +40,20 @@ class BM25Leg:
         for query in queries:
             sparse = self.index.sparse_scores(query)
             rows, scores = top_sparse(sparse, depth, mask)
-            out.append(Candidates(rows, scores, partial(lookup, sparse)))
+            out.append(Candidates(rows, scores, partial(lookup, sparse), partial(self._rare_missing, query)))
         return out
+
+    def _rare_missing(self, query: str, pool: np.ndarray, max_share: float) -> np.ndarray:
+        """``fusion.rare_term_missing`` for this query's terms over ``pool``, from the postings."""
+        s = self.index.model.scores
+        indptr, indices = s["indptr"], s["indices"]
+        terms = self.index.term_ids(query).tolist()
+        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in terms]
+        df = np.array([b - a for a, b in spans], dtype=np.int64)
+        # only rare terms' postings are read (a common term's may be long)
+        limit = max_share * self.index.num_docs
+        term_rows = [np.asarray(indices[a:b]) if 0 < b - a <= limit else np.zeros(0, np.int64) for a, b in spans]
+        return rare_term_missing(term_rows, df, self.index.num_docs, max_share, pool)
 
     def top(self, queries: Sequence[str], k: int, mask: np.ndarray | None) -> list[Rows]:
         return self.index.search_many(queries, k, mask)

@@ -27,11 +27,14 @@ Rows = tuple[np.ndarray, np.ndarray]
 @dataclass(frozen=True)
 class Candidates:
     """One leg's answer to one query: its top ``rows``/``scores`` (best first) and ``rescore``, the exact
-    scores of any rows for the same query on the same scale (0 for rows the leg does not match)."""
+    scores of any rows for the same query on the same scale (0 for rows the leg does not match).
+    ``rare_missing`` (lexical legs): for rows and a document-frequency share, the share of the query's rare-term
+    weight each row lacks (``fusion.rare_term_missing``)."""
 
     rows: np.ndarray
     scores: np.ndarray
     rescore: Callable[[np.ndarray], np.ndarray]
+    rare_missing: Callable[[np.ndarray, float], np.ndarray] | None = None
 
     @property
     def ranked(self) -> Rows:
@@ -63,7 +66,8 @@ class Reranker(Protocol):
 
 class Fusion:
     """Combines the legs' candidates: ``weighted`` (normalised scores over the union of every leg's top
-    rows, each rescored by every leg) or ``rrf`` (reciprocal rank fusion), one weight per leg."""
+    rows, each rescored by every leg, minus the rare-term penalty) or ``rrf`` (reciprocal rank fusion), one
+    weight per leg."""
 
     def __init__(self, config: FusionConfig, weights: Sequence[float]) -> None:
         self.config = config
@@ -81,4 +85,8 @@ class Fusion:
             return rows[:k], scores[:k]
         pool = union_rows(*[c.rows for c in legs])
         fused = weighted_fusion([c.rescore(pool) for c in legs], self.weights, self.config.normalization)
+        penalty = self.config.rare_term_penalty
+        lexical = next((c.rare_missing for c in legs if c.rare_missing is not None), None)
+        if penalty and lexical is not None:
+            fused = fused - penalty * lexical(pool, self.config.rare_term_df)
         return rank(pool, fused, k)

@@ -51,3 +51,39 @@ def test_union_and_document_aggregation():
     docs = ["a", "b", "a", "c", "b", "d"]
     assert best_per_document(docs) == [0, 1, 3, 5]
     assert best_per_document(docs, k=2) == [0, 1]
+
+
+def test_rare_term_missing_weights_rare_terms_by_idf():
+    from medrag.retrieve.fusion import rare_term_missing
+
+    # 100 rows; term 0 is rare (rows 1, 2), term 1 rare (row 2), term 2 common (50 rows: ignored)
+    term_rows = [np.array([1, 2]), np.array([2]), np.arange(50)]
+    df = np.array([2, 1, 50])
+    pool = np.array([0, 1, 2, 3])
+    missing = rare_term_missing(term_rows, df, 100, 0.05, pool)
+    idf = np.log1p((100 - np.array([2, 1]) + 0.5) / (np.array([2, 1]) + 0.5))
+    assert missing[0] == pytest.approx(1.0) and missing[2] == pytest.approx(0.0)
+    assert missing[1] == pytest.approx(idf[1] / idf.sum()) and missing[3] == pytest.approx(1.0)
+    # a query without rare terms penalises nothing
+    assert not rare_term_missing([np.arange(50)], np.array([50]), 100, 0.05, pool).any()
+
+
+def test_fusion_rare_term_penalty_lifts_the_row_with_the_rare_term():
+    from medrag.config import FusionConfig
+    from medrag.retrieve.stages import Candidates, Fusion
+
+    pool = np.array([0, 1, 2])
+    bm25_scores = {0: 1.0, 1: 0.9, 2: 0.0}
+    dense_scores = {0: 0.50, 1: 0.95, 2: 0.90}
+
+    def leg(scores, rare=None):
+        return Candidates(pool, np.array([scores[r] for r in pool.tolist()], dtype=np.float32),
+                          lambda rows: np.array([scores[r] for r in rows.tolist()], dtype=np.float32), rare)
+
+    # row 0 holds the rare query term, rows 1-2 do not
+    rare = lambda rows, share: np.array([0.0 if r == 0 else 1.0 for r in rows.tolist()])  # noqa: E731
+    plain = Fusion(FusionConfig(), (0.4, 0.6)).fuse([leg(bm25_scores, rare), leg(dense_scores)], 3)
+    assert plain[0][0] == 1
+    protected = Fusion(FusionConfig(rare_term_penalty=1.5), (0.4, 0.6)).fuse(
+        [leg(bm25_scores, rare), leg(dense_scores)], 3)
+    assert protected[0][0] == 0
