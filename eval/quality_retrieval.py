@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from medrag.config import ChunkConfig, FusionConfig, IndexConfig  # noqa: E402
 from medrag.index import build_index  # noqa: E402
 from medrag.retrieve.fusion import best_per_document  # noqa: E402
-from medrag.retrieve.hybrid import HybridRetriever, load_index  # noqa: E402
+from medrag.retrieve import HybridRetriever, load_index  # noqa: E402
 
 WORK = ROOT / "eval" / ".cache" / "quality"
 SHARED = ROOT.parent / "shared" / "data"
@@ -83,7 +83,7 @@ def index_for(name: str, corpus: Path) -> HybridRetriever:
     out = WORK / f"{name}-index"
     try:
         retriever = load_index(out)
-        if retriever.manifest["config"] == _config_dict(IndexConfig()):
+        if _built(retriever.manifest.config) == _built(IndexConfig()):  # fusion is chosen at query time
             return retriever
     except Exception:  # noqa: BLE001 - any problem with a cached index means: rebuild it
         pass
@@ -91,10 +91,11 @@ def index_for(name: str, corpus: Path) -> HybridRetriever:
     return load_index(out)
 
 
-def _config_dict(config: IndexConfig) -> dict[str, Any]:
+def _built(config: IndexConfig) -> dict[str, Any]:
+    """What an index build depends on: its config without the (query-time) fusion."""
     from medrag.config import config_to_dict
 
-    return config_to_dict(config)
+    return {k: v for k, v in config_to_dict(config).items() if k != "fusion"}
 
 
 # -------------------------------------------------------------------------------------------- scoring

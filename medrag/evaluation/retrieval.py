@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import IndexConfig, RetrievalEvalConfig, config_to_dict
+from ..config import FusionConfig, IndexConfig, RetrievalEvalConfig, config_to_dict
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from ..types import Hit
 from .data import RetrievalTask
@@ -90,7 +90,9 @@ def prepare_index(task: RetrievalTask, cache_dir: Path, index_config: IndexConfi
         log.info("%s: ingesting %s", task.name, task.corpus_path)
         ingest("jsonl", [task.corpus_path], corpus_dir, ingest_config, progress=progress)
     corpus_fp = json.loads((corpus_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["fingerprint"]
-    index_key = fingerprint({"corpus": corpus_fp, "index": config_to_dict(index_config)})[:16]
+    # fusion is applied at query time (``load_index(fusion=…)``), so it is not part of what is built and cached
+    built = config_to_dict(replace(index_config, fusion=FusionConfig()))
+    index_key = fingerprint({"corpus": corpus_fp, "index": {k: v for k, v in built.items() if k != "fusion"}})[:16]
     index_dir = cache_dir / "indexes" / f"{_safe(task.name)}-{index_key}"
     if not (index_dir / MANIFEST_NAME).is_file():
         log.info("%s: building index %s", task.name, index_dir)
@@ -145,7 +147,7 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
         from ..retrieve.load import load_index
 
         index_dir = prepare_index(task, cache_dir, index_cfg, progress=progress)
-        retriever = load_index(index_dir, mode=config.mode)
+        retriever = load_index(index_dir, mode=config.mode, fusion=index_cfg.fusion)
         clock["index"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     queries, expansions = _expanded(task, config, cache_dir, retriever, llm, loop_config, progress)
