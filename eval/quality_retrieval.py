@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from medrag.config import ChunkConfig, FusionConfig, IndexConfig  # noqa: E402
 from medrag.index import build_index  # noqa: E402
-from medrag.retrieve.fusion import best_per_document  # noqa: E402
 from medrag.retrieve import HybridRetriever, load_index  # noqa: E402
+from medrag.retrieve.fusion import best_per_document  # noqa: E402
 
 WORK = ROOT / "eval" / ".cache" / "quality"
 SHARED = ROOT.parent / "shared" / "data"
