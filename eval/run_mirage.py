@@ -91,8 +91,11 @@ def build_table(items: list, sample: list, result: dict, args: argparse.Namespac
         "`medrag eval rag --benchmark mirage --data benchmark.json --llm vllm:zou-lab/BioMed-R1-8B "
         "--profile biomed-r1-8b --out results/mirage` on a GPU.",
         "",
-        f"Timing: {t['seconds']} s for {t['generated_items']} generated items in the last invocation (2 CPU cores "
-        f"shared with other jobs; llama-cpp-python {versions.get('llama-cpp-python', '?')}).",
+        (f"Timing: {t['seconds']} s for {t['generated_items']} generated items in the last invocation (2 CPU "
+         f"cores shared with other jobs; llama-cpp-python {versions.get('llama-cpp-python', '?')})."
+         if t["generated_items"] else
+         "Timing: every item came from the resumable cache of an earlier invocation (see docs/evaluation.md for "
+         f"the generating run's speed; llama-cpp-python {versions.get('llama-cpp-python', '?')})."),
         "",
         f"Produced by `python eval/run_mirage.py --per-dataset {args.per_dataset} --seed {args.seed}` "
         "(`eval/results/mirage.json` holds the numbers; `eval/results/mirage/default-none/results.json` the full "
