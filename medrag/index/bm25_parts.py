@@ -119,23 +119,23 @@ def _global_vocab(part_dirs: Sequence[Path]) -> tuple[dict[str, int], list[np.nd
     return vocab, remaps
 
 
-def _open_npy(path: Path, dtype: Any, size: int) -> np.ndarray:
+def _open_npy(path: Path, dtype: Any, size: int) -> np.memmap:
     return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(size,))
 
 
 def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Config) -> dict[str, Any]:
     """Merge parts (in row order) into a bm25s index at ``out``; returns the same statistics as ``build_bm25``."""
     started = time.perf_counter()
-    part_dirs = [Path(p) for p in part_dirs]
+    parts = [Path(p) for p in part_dirs]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    vocab, remaps = _global_vocab(part_dirs)
-    infos = [_load_part(p)[0] for p in part_dirs]
+    vocab, remaps = _global_vocab(parts)
+    infos = [_load_part(p)[0] for p in parts]
     n_docs = sum(int(i["rows"]) for i in infos)
     nonzeros = sum(int(i["nonzeros"]) for i in infos)
     total_length = sum(float(i["total_length"]) for i in infos)
     df = np.zeros(len(vocab), dtype=np.int64)
-    for part_dir, remap in zip(part_dirs, remaps, strict=True):
+    for part_dir, remap in zip(parts, remaps, strict=True):
         terms = _load_part(part_dir)[1]["terms"]
         for lo in range(0, terms.size, 1 << 24):
             df += np.bincount(remap[terms[lo: lo + (1 << 24)]], minlength=len(vocab))
@@ -148,7 +148,7 @@ def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Co
     indices = _open_npy(out / ".indices.tmp.npy", np.int32, nonzeros)
     scoring = {"idf": idf, "config": config, "avg_len": (total_length / n_docs) if n_docs else 1.0}
     first_doc = 0
-    for part_dir, remap in zip(part_dirs, remaps, strict=True):
+    for part_dir, remap in zip(parts, remaps, strict=True):
         arrays = _load_part(part_dir)[1]
         first_doc = _place_part(arrays, remap, first_doc, scoring, cursor, data, indices)
     data.flush()
@@ -162,7 +162,7 @@ def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Co
         "vocabulary": len(vocab),
         "nonzeros": nonzeros,
         "avg_doc_terms": round(total_length / n_docs if n_docs else 0.0, 3),
-        "parts": len(part_dirs),
+        "parts": len(parts),
         "merge_seconds": round(time.perf_counter() - started, 3),
     }
 

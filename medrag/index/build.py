@@ -267,7 +267,7 @@ def build_index(
             legs = _build_legs(corpus, out, config, scale, progress)
             for leg in legs:
                 files += [leg["vectors"], *leg["faiss"]["files"]]
-    body = {
+    body: dict[str, Any] = {
         "corpora": corpus_refs(corpus, out),
         "rows": corpus.num_rows,
         "config": config_to_dict(config),

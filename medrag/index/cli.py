@@ -20,6 +20,7 @@ from ..config import (
     rerank_config,
 )
 from ..errors import ConfigError
+from ..ingest.guidelines import build_default_corpus
 from ..manifest import MANIFEST_NAME
 from . import DEFAULT_CORPUS, DEFAULT_INDEX
 from .adapt_cli import adapt_cmd
@@ -106,8 +107,6 @@ def _build_config(opts: dict[str, Any]) -> IndexConfig:
 def _default_corpus(show: bool) -> Path:
     if (DEFAULT_CORPUS / MANIFEST_NAME).is_file():
         return DEFAULT_CORPUS
-    from ..ingest.guidelines import build_default_corpus
-
     if show:
         stderr_console().print(f"Building the embedded guideline corpus into {DEFAULT_CORPUS} …")
     return Path(build_default_corpus(DEFAULT_CORPUS))

@@ -27,6 +27,7 @@ from .._optional import require
 from ..config import FaissConfig
 from ..errors import BackendUnavailableError, ConfigError, IndexFormatError
 from ..manifest import atomic_write_json
+from .bm25 import topk
 
 __all__ = [
     "shard_ranges",
@@ -126,8 +127,8 @@ def shard_paths(shard_dir: Path, n_rows: int, shard_rows: int) -> list[Path]:
 def encode_to_shards(
     shard_dir: Path,
     n_rows: int,
-    texts_for: Callable[[int, int], list[str]],
-    encode: Callable[[Sequence[str]], np.ndarray],
+    texts_for: Callable[[int, int], Sequence[Any]],
+    encode: Callable[[Sequence[Any]], np.ndarray],
     *,
     key: dict[str, Any],
     shard_rows: int,
@@ -352,8 +353,6 @@ def exact_search(
     vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int, metric: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` among ``rows`` (block-wise over the memmap); ties to the lower row."""
-    from .bm25 import topk
-
     best_rows, best_scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     for start, stop in _blocks(rows.size, _EXACT_BLOCK):
         part = rows[start:stop]

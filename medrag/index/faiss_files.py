@@ -23,6 +23,7 @@ import numpy as np
 from ..config import FaissConfig, config_to_dict
 from ..errors import IndexFormatError
 from .dense import (
+    _new_index,
     build_faiss,
     faiss_module,
     load_faiss,
@@ -86,8 +87,6 @@ def write_faiss(vectors: np.ndarray, config: FaissConfig, metric: str, index_dir
 
 
 def _needed_training(faiss: Any, dim: int, config: FaissConfig) -> bool:
-    from .dense import _new_index
-
     return not _new_index(faiss, dim, config, "ip").is_trained
 
 

@@ -155,7 +155,9 @@ class IndexManifest:
         values = _record(cls, data, "")
         try:
             config = index_config_from_dict(values["config"])
-            fusion = FusionConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values["fusion"].items()})
+            fusion_values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in values["fusion"].items()}
+            fusion = FusionConfig(**fusion_values)
         except (ConfigError, TypeError, AttributeError) as exc:
             raise IndexFormatError(f"manifest config: {exc}; rebuild the index") from exc
         manifest = cls(
