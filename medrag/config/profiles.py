@@ -247,7 +247,7 @@ class _PackagedProfiles(Mapping[str, ModelProfile]):
 
     def _load(self) -> dict[str, ModelProfile]:
         if self._profiles is None:
-            folder = resources.files("medrag").joinpath("data", "profiles")
+            folder = resources.files("medrag").joinpath("data").joinpath("profiles")
             loaded = {}
             for entry in sorted(folder.iterdir(), key=lambda e: e.name):
                 if entry.name.endswith(".json"):

@@ -107,7 +107,7 @@ def extract_choice(text: str, letters: str = "ABCD") -> str | None:
     """The main answer: an option letter or INSUFFICIENT; None when the response names neither."""
     obj = parse_json_response(text)
     if obj is not None:
-        main = obj.get("main") if isinstance(obj.get("main"), Mapping) else obj
+        main: Any = obj.get("main") if isinstance(obj.get("main"), Mapping) else obj
         for key in ("answer_choice", "answer", "choice"):
             if key in main:
                 return _choice(main[key], letters)

@@ -415,6 +415,8 @@ class DenseIndex:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if allowed.size <= EXACT_FILTER_ROWS:
             return exact_search(self.vectors, allowed, query, want, self.metric)
+        rows: Any
+        scores: Any
         rows, scores = self._selector_search(query, want, mask) if not self.on_gpu else (None, None)
         if rows is None:
             rows, scores = self._overfetch(query, want, mask)

@@ -292,9 +292,10 @@ def download_hub_corpus(
         raise ConfigError(f"no hub corpus {name!r}; known: {', '.join(sorted(HUB_REPOS))}")
     if snapshot is None:
         try:
-            from huggingface_hub import snapshot_download as snapshot
+            from huggingface_hub import snapshot_download
         except ImportError as exc:
             raise DependencyMissingError("huggingface_hub", "dense", "downloads from the Hugging Face hub") from exc
+        snapshot = snapshot_download
     out = Path(out)
     try:
         snapshot(repo_id=repo, repo_type="dataset", local_dir=str(out), allow_patterns=list(patterns))

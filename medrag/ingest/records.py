@@ -143,7 +143,7 @@ class Utf8Repair(io.RawIOBase):
 
     def __init__(self, raw: IO[bytes], block: int = 1 << 16) -> None:
         super().__init__()
-        self._raw = raw
+        self._raw: Any = raw  # a buffered stream (gzip, file): read1 is what it offers, not IO[bytes]
         self._block = block
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buf = b""

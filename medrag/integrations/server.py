@@ -121,8 +121,8 @@ def create_app(retriever: Retriever | SearchService, llm: Any = None, config: Se
     """
     cfg = config or ServeConfig()
     own = not isinstance(retriever, SearchService)
-    service = SearchService(retriever, batch_queries=cfg.batch_queries, max_pending=cfg.max_pending) if own \
-        else retriever
+    service = retriever if isinstance(retriever, SearchService) else \
+        SearchService(retriever, batch_queries=cfg.batch_queries, max_pending=cfg.max_pending)
     state = ServerState(service, llm, cfg, index_label or str(getattr(service.retriever, "path", "")))
 
     @contextlib.asynccontextmanager

@@ -251,6 +251,7 @@ class Runner:
             gen = self.generate_one(current, stage, stop=stop, round_=round_, attempt=attempt, cue=cue)
             prompts.append(prompt_text(current))
             outputs.append(gen.text)
+            problem: str | None
             try:
                 value = parse(gen.text)
             except ParseError as exc:
