@@ -286,7 +286,7 @@ class MedragLLM(CustomLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if self._llm.profile.prompt_style != "chat" or self.withheld:
-            prompt = "" if self.withheld else self.messages_to_prompt(messages)
+            prompt = "" if self.withheld else self.messages_to_prompt(messages)  # type: ignore[misc]  # typed Optional; always set
             return completion_response_to_chat_response(self.complete(prompt, formatted=True, **kwargs))
         chat = [{"role": _role(m), "content": m.content or ""} for m in messages]
         gen = self._llm.generate([chat], self._params(kwargs))[0]
