@@ -140,7 +140,7 @@ def test_rerank_over_http(indexes, tiny_cross_encoder):
     reranked = medrag.load_index(indexes / "reranked")
     q = QUERIES[1]
     ids, _ = _expected_rerank(reranked, tiny_cross_encoder, q, 10, 4)
-    with TestClient(create_app(reranked)) as client:
+    with TestClient(create_app(reranked), base_url="http://127.0.0.1") as client:
         response = client.post("/search", json={"query": q, "k": 4})
     assert response.status_code == 200, response.text
     assert [h["chunk_id"] for h in response.json()["hits"]] == ids
