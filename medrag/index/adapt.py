@@ -132,10 +132,10 @@ def _load_model(path: str) -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise DependencyMissingError("sentence-transformers", "dense", "medrag index adapt") from exc
-    from .encoder import _quiet_weight_loading
+    from .encoder import quiet_weight_loading
 
     try:
-        with _quiet_weight_loading():
+        with quiet_weight_loading():
             return SentenceTransformer(path, device="cpu")
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load base model {path!r} ({type(exc).__name__}); give a local folder") from exc
