@@ -1,6 +1,8 @@
-"""Print pip requirement specs for medrag's extras ``argv[1]`` (comma-separated) minus llama-cpp-python.
+"""Print pip requirement specs for medrag's extras ``argv[1]`` (comma-separated) minus llama-cpp-python;
+with ``--llm-only``, just the llama-cpp-python specs (with their own extras, e.g. ``[server]``).
 
-``scripts/setup.sh`` installs these while llama-cpp-python compiles in the background. Reads the extras from
+``scripts/setup.sh`` installs the first list while llama-cpp-python compiles in the background, the second
+once its wheel is built. Reads the extras from
 pyproject.toml (``medrag[...]`` self-references are expanded), so the list never drifts from the package.
 """
 
@@ -34,7 +36,9 @@ def main() -> None:
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
     reqs = expand(extras, [n.strip() for n in sys.argv[1].split(",") if n.strip()], set())
-    sys.stdout.write(" ".join(r for r in dict.fromkeys(reqs) if not r.startswith("llama-cpp-python")) + "\n")
+    llm_only = "--llm-only" in sys.argv[2:]
+    picked = [r for r in dict.fromkeys(reqs) if r.startswith("llama-cpp-python") == llm_only]
+    sys.stdout.write(" ".join(picked) + "\n")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,13 @@ wait_llm() {
     log "llama-cpp-python wheel build failed; last lines of $BUILD_LOG:"; tail -20 "$BUILD_LOG" >&2; exit 1
   fi
   log "installing the llama.cpp runtime from $WHEELS"
-  if .venv/bin/python -c "import tomllib" 2>/dev/null; then  # the other extras are in: add the wheel alone
-    .venv/bin/python -m pip install -q --find-links "$WHEELS" "$LLAMA_SPEC"
+  if .venv/bin/python -c "import tomllib" 2>/dev/null; then  # the other extras are in: add the llama specs
+    # with their own extras (llama-cpp-python[server] brings the server's packages)
+    set -f
+    # shellcheck disable=SC2046
+    .venv/bin/python -m pip install -q --find-links "$WHEELS" "$LLAMA_SPEC" \
+      $(.venv/bin/python scripts/extras_without_llm.py "$extras" --llm-only)
+    set +f
   else  # Python 3.10: extras_without_llm.py could not list the extras, install them all now
     .venv/bin/python -m pip install -q --find-links "$WHEELS" -e ".[${extras}]"
   fi
