@@ -136,17 +136,7 @@ class WordCounter:
         if len(raw.translate(None, _ASCII_CONTROL)) != len(raw):
             return None  # clean_text deletes control characters, joining the words around them
         punct = len(raw) - len(raw.translate(None, _ASCII_PUNCT))  # one token each
-        words = _ASCII_WORD.findall(text)
-        cache = self._cache
-        try:
-            return punct + sum(map(cache.__getitem__, words))
-        except KeyError:
-            if len(cache) > _CACHE_WORDS:
-                cache.clear()
-            encode = self._tok.encode
-            for w in set(words).difference(cache):
-                cache[w] = len(encode(w.lower() if self._lower else w, add_special_tokens=False).ids)
-            return punct + sum(map(cache.__getitem__, words))
+        return punct + self._words(_ASCII_WORD.findall(text), self._lower)
 
     def _count_unicode(self, text: str) -> int | None:
         """Non-ASCII text: words cut at whitespace and punctuation (where BERT also cuts), each counted by
@@ -157,17 +147,20 @@ class WordCounter:
             return None
         raw = marked.encode("utf-8")  # ASCII punctuation bytes never occur inside multi-byte characters
         punct = marked.count(_PUNCT_MARK) + len(raw) - len(raw.translate(None, _ASCII_PUNCT))
-        words = _UNICODE_WORD.findall(marked)
+        return punct + self._words(_UNICODE_WORD.findall(marked), False)
+
+    def _words(self, words: list[str], lower: bool) -> int:
+        """Sum of the words' WordPiece counts, each word encoded alone once (cached; cleared when full)."""
         cache = self._cache
         try:
-            return punct + sum(map(cache.__getitem__, words))
+            return sum(map(cache.__getitem__, words))
         except KeyError:
             if len(cache) > _CACHE_WORDS:
                 cache.clear()
             encode = self._tok.encode
             for w in set(words).difference(cache):
-                cache[w] = len(encode(w, add_special_tokens=False).ids)
-            return punct + sum(map(cache.__getitem__, words))
+                cache[w] = len(encode(w.lower() if lower else w, add_special_tokens=False).ids)
+            return sum(map(cache.__getitem__, words))
 
 
 # BERT's "Chinese character" blocks (the normaliser isolates them)

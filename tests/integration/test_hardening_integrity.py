@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixture_corpus import fixture_chunks
 from click.testing import CliRunner
 
 import medrag
@@ -16,24 +17,13 @@ from medrag.cli import cli
 from medrag.config import EncoderConfig, IndexConfig
 from medrag.errors import CorpusError, IndexFormatError
 from medrag.ingest.store import Corpus, write_corpus
-from medrag.types import Chunk, Metadata
 
 pytest.importorskip("faiss")
 pytest.importorskip("sentence_transformers")
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index" / "chunks.jsonl"
 CONFIG = IndexConfig(encoder=EncoderConfig(shard_rows=8))
 
 
-def fixture_chunks() -> list[Chunk]:
-    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
-    seen: dict[str, int] = {}
-    chunks = []
-    for r in rows:
-        pos = seen[r["doc_id"]] = seen.get(r["doc_id"], -1) + 1
-        chunks.append(Chunk(f"{r['doc_id']}#{pos}", r["doc_id"], r["source"], r["title"], r["section"], r["text"],
-                            pos, Metadata(year=r["year"])))
-    return chunks
 
 
 @pytest.fixture(scope="module")

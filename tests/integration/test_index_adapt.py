@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _fixture_corpus import fixture_chunks
 from click.testing import CliRunner
 
 from medrag.cli import cli
@@ -21,16 +22,8 @@ pytest.importorskip("faiss")
 def _small_corpus(out: Path) -> None:
     """The 30-chunk index fixture as a corpus."""
     from medrag.ingest.store import write_corpus
-    from medrag.types import Chunk, Metadata
 
-    rows = [json.loads(line) for line in (FIXTURES / "index" / "chunks.jsonl").read_text().splitlines()]
-    seen: dict[str, int] = {}
-    chunks = []
-    for r in rows:
-        pos = seen[r["doc_id"]] = seen.get(r["doc_id"], -1) + 1
-        chunks.append(Chunk(f"{r['doc_id']}#{pos}", r["doc_id"], r["source"], r["title"], r["section"], r["text"],
-                            pos, Metadata(year=r["year"])))
-    write_corpus(out, chunks, source="fixture")
+    write_corpus(out, fixture_chunks(), source="fixture")
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+from _fixture_corpus import fixture_chunks
 from click.testing import CliRunner
 
 from medrag.cli import cli
 from medrag.ingest.store import write_corpus
-from medrag.types import Chunk, Metadata
 
 pytest.importorskip("faiss")
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index" / "chunks.jsonl"
 
 
-def fixture_chunks() -> list[Chunk]:
-    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
-    seen: dict[str, int] = {}
-    chunks = []
-    for r in rows:
-        pos = seen[r["doc_id"]] = seen.get(r["doc_id"], -1) + 1
-        chunks.append(Chunk(f"{r['doc_id']}#{pos}", r["doc_id"], r["source"], r["title"], r["section"], r["text"],
-                            pos, Metadata(year=r["year"])))
-    return chunks
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixture_corpus import fixture_chunks
 
 import medrag
 from medrag.config import EncoderConfig, FusionConfig, IndexConfig
@@ -17,25 +17,13 @@ from medrag.errors import ConfigError, IndexFormatError, InputError, QueryError
 from medrag.ingest.store import write_corpus
 from medrag.manifest import atomic_write_json, seal_manifest
 from medrag.retrieve.base import Retriever
-from medrag.types import Chunk, Metadata
 
 pytest.importorskip("faiss")
 pytest.importorskip("sentence_transformers")
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index" / "chunks.jsonl"
 QUERIES = ["first-line anticoagulant in atrial fibrillation", "gout flare treatment", "β-blocker after infarction"]
 
 
-def fixture_chunks() -> list[Chunk]:
-    positions: dict[str, int] = defaultdict(int)
-    chunks = []
-    for line in FIXTURE.read_text().splitlines():
-        r = json.loads(line)
-        pos = positions[r["doc_id"]]
-        positions[r["doc_id"]] += 1
-        chunks.append(Chunk(f"{r['doc_id']}#{pos}", r["doc_id"], r["source"], r["title"], r["section"], r["text"],
-                            pos, Metadata(year=r["year"])))
-    return chunks
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
