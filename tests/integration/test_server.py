@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 schemathesis = pytest.importorskip("schemathesis")
 
+from _live_server import live_server  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from medrag.config import ServeConfig  # noqa: E402
@@ -35,20 +35,8 @@ CONFIG = ServeConfig(max_body_bytes=8192, max_k=50, max_batch=8, max_rounds=3)
 @contextlib.contextmanager
 def live(app: Any) -> Iterator[str]:
     """Run ``app`` with uvicorn on an ephemeral loopback port; yields the base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with live_server(app) as (url, _port):
+        yield url
 
 
 @pytest.fixture(scope="module")

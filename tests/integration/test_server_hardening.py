@@ -8,9 +8,7 @@ import contextlib
 import json
 import logging
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,8 @@ import pytest
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
+
+from _live_server import live_server  # noqa: E402
 
 from medrag.config import ServeConfig  # noqa: E402
 from medrag.errors import BackendUnavailableError, ContextOverflowError, LLMError  # noqa: E402
@@ -29,23 +29,7 @@ UPSTREAM = "http://10.20.30.40:8000/v1"
 QUESTION = "When should antibiotics be given in septic shock?"
 
 
-@contextlib.contextmanager
-def live(app: Any, **options: Any) -> Iterator[tuple[str, int]]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                                           **options))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+live = live_server  # (base URL, port)
 
 
 def _raise(exc: Exception) -> Any:
