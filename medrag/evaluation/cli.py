@@ -9,7 +9,24 @@ from typing import Any
 import click
 
 from ..cli_common import emit_json, json_option, stdout_console
+from ..config import (
+    IndexConfig,
+    LoopConfig,
+    MedRGBEvalConfig,
+    QAEvalConfig,
+    RetrievalEvalConfig,
+    index_config_from_dict,
+)
 from ..errors import ConfigError, DataNotFoundError
+from ..llm import load_llm
+from ..manifest import MANIFEST_NAME
+from .data import load_tasks
+from .hub import download_medrgb, download_r2med
+from .medrgb import MEDRGB_HUB, load_medrgb
+from .qa import MIRAGE_URL, PUBMEDQA_URL, load_qa
+from .rag import run_medrgb, run_qa
+from .report import write_report
+from .retrieval import evaluate_task, write_summary
 
 __all__ = ["eval_group"]
 
@@ -33,14 +50,10 @@ def eval_group() -> None:
 
 
 def _load_llm(spec: str | None, profile: str | None) -> Any:
-    from ..llm import load_llm
-
     return load_llm(spec, profile=profile)
 
 
 def _index_config(path: Path | None) -> Any:
-    from ..config import IndexConfig, index_config_from_dict
-
     if path is None:
         return IndexConfig()
     try:
@@ -92,14 +105,9 @@ def retrieval_cmd(benchmark: str, data: Path | None, tasks: tuple[str, ...], mod
     Without data: download R2MED/<Task> from https://huggingface.co/R2MED (or pass --from-hub), or a BEIR
     set from https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/.
     """
-    from ..config import RetrievalEvalConfig
-    from .data import load_tasks
-    from .retrieval import evaluate_task, write_summary
-
     if from_hub:
         if benchmark != "r2med":
             raise ConfigError("--from-hub downloads R2MED tasks; BEIR sets come as zip files (see --help)")
-        from .hub import download_r2med
 
         data = download_r2med(tasks, data or out / "data")
     config = RetrievalEvalConfig(
@@ -128,8 +136,6 @@ def retrieval_cmd(benchmark: str, data: Path | None, tasks: tuple[str, ...], mod
 
 def _loop_config(rounds: int | None, queries: int | None) -> Any:
     import dataclasses
-
-    from ..config import LoopConfig
 
     base = LoopConfig()
     return dataclasses.replace(base, rounds=rounds or base.rounds, queries_per_round=queries or base.queries_per_round)
@@ -205,8 +211,6 @@ def rag_cmd(benchmark: str, data: Path | None, out: Path, llm: str | None, profi
         result = _medrgb(data, out, llm, profile, scenario, p_sig, n_docs, (max_tokens, thinking_tokens), limit,
                          from_hub, quiet or as_json)
     else:
-        from ..config import QAEvalConfig
-
         config = QAEvalConfig(
             benchmark=benchmark, llm=llm, few_shot=few_shot, max_tokens=max_tokens,
             thinking_tokens=thinking_tokens, k=k, context_chars=context_chars, limit=limit,
@@ -230,13 +234,7 @@ def _require(data: Path | None, what: str) -> Path:
 def _medrgb(data: Path | None, out: Path, llm: str | None, profile: str | None, scenario: str,
             p_sig: tuple[int, ...], n_docs: int, budgets: tuple[int | None, int | None], limit: int | None,
             from_hub: bool, quiet: bool) -> dict[str, Any]:
-    from ..config import MedRGBEvalConfig
-    from .medrgb import MEDRGB_HUB, load_medrgb
-    from .rag import run_medrgb
-
     if from_hub:
-        from .hub import download_medrgb
-
         data = download_medrgb(data or out / "data")
     questions = load_medrgb(_require(data, f"no MedRGB data; get it from {MEDRGB_HUB} (or pass --from-hub)"))
     config = MedRGBEvalConfig(scenario=scenario, p_sig=p_sig or (0, 20, 40, 60, 80, 100), n_docs=n_docs, llm=llm,
@@ -247,9 +245,6 @@ def _medrgb(data: Path | None, out: Path, llm: str | None, profile: str | None, 
 
 def _qa(config: Any, data: Path | None, profile: str | None, datasets: tuple[str, ...], out: Path, loop_config: Any,
         quiet: bool) -> dict[str, Any]:
-    from .qa import MIRAGE_URL, PUBMEDQA_URL, load_qa
-    from .rag import run_qa
-
     where = PUBMEDQA_URL if config.benchmark == "pubmedqa" else MIRAGE_URL
     items = load_qa(config.benchmark, _require(data, f"no {config.benchmark} data; get it from {where}"), datasets)
     index = Path(config.index) if config.index else None
@@ -260,8 +255,7 @@ def _qa(config: Any, data: Path | None, profile: str | None, datasets: tuple[str
 
 def _open_index(path: Path) -> Any:
     """The index in hybrid mode, or BM25 when it was built without dense vectors."""
-    from ..manifest import MANIFEST_NAME
-    from ..retrieve.load import load_index
+    from ..retrieve.load import load_index  # deferred: pyarrow (keeps `medrag eval --help` light)
 
     manifest = path / MANIFEST_NAME
     modes = json.loads(manifest.read_text(encoding="utf-8")).get("modes", ["hybrid"]) if manifest.is_file() else ["hybrid"]
@@ -287,8 +281,6 @@ def _print_rag(result: dict[str, Any]) -> None:
 @json_option
 def report_cmd(results: Path, out: Path | None, as_json: bool) -> None:
     """Markdown table + PNG bar chart of the runs under RESULTS next to the published R2MED numbers."""
-    from .report import write_report
-
     written = write_report(results, out)
     if as_json:
         emit_json(written)

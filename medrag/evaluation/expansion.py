@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvaluationError, InputError
+from ..reason import FollowUpLoop
 from .data import read_jsonl
 from .generation import generate_stage, stage_budget, visible
 from .records import ItemCache, config_fingerprint
@@ -122,8 +123,6 @@ def _passages(llm: Any, queries: Sequence[str], budget: Any) -> list[str]:
 
 def reason_expansion(retriever: Any, llm: Any, loop_config: Any = None) -> Callable[[str], str]:
     """A function query -> the follow-up loop's queries and reasoning (one line each)."""
-    from ..reason import FollowUpLoop
-
     loop = FollowUpLoop(retriever, llm, loop_config)
 
     def run(query: str) -> str:

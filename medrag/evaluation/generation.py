@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import ModelProfile, StageBudget
+from ..llm import GenerationParams
 from ..llm.thinking import generate_budgeted, visible_text, was_forced
 
 __all__ = ["Generated", "stage_budget", "generate_stage", "visible", "profile_of"]
@@ -53,8 +54,6 @@ def visible(text: str, llm: Any) -> str:
 def generate_stage(llm: Any, prompts: Sequence[Any], budget: StageBudget, *, stop: tuple[str, ...] = (),
                    cue: str = "Answer:", seed: int = 0) -> list[Generated]:
     """Generate for ``prompts`` within ``budget`` (forcing an answer out of an overrun think block)."""
-    from ..llm import GenerationParams
-
     profile = profile_of(llm)
     thinking = profile.thinks and budget.thinking > 0
     params = GenerationParams(max_tokens=budget.total, temperature=profile.temperature, top_p=profile.top_p,

@@ -22,6 +22,7 @@ from typing import Any
 from ..config import MedRGBEvalConfig, QAEvalConfig, config_to_dict
 from ..errors import EvaluationError
 from ..manifest import atomic_write_json
+from ..reason import FollowUpLoop
 from ..reason.parsing import ParseError, parse_final
 from .generation import generate_stage, stage_budget, visible
 from .medrgb import MedRGBInstance, MedRGBQuestion, build_instances
@@ -158,8 +159,6 @@ def _answer_batch(batch: Sequence[QAItem], config: QAEvalConfig, llm: Any, retri
 
 
 def _loop(retriever: Any, llm: Any, loop_config: Any) -> Any:
-    from ..reason import FollowUpLoop
-
     return FollowUpLoop(retriever, llm, loop_config)
 
 

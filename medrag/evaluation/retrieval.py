@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import FusionConfig, IndexConfig, RetrievalEvalConfig, config_to_dict
+from ..config import FusionConfig, IndexConfig, IngestConfig, LoopConfig, RetrievalEvalConfig, config_to_dict
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from ..types import Hit
 from .data import RetrievalTask
+from .expansion import compose_query, expand_queries, load_expansions, reason_expansion
 from .metrics import evaluate_run
 from .per_query import worst_queries
 from .records import ItemCache, config_fingerprint, provenance
@@ -79,9 +80,8 @@ def aggregate_hits(hits: Sequence[Hit], depth: int) -> dict[str, float]:
 
 def prepare_index(task: RetrievalTask, cache_dir: Path, index_config: IndexConfig, *, progress: bool = True) -> Path:
     """Ingest the task's corpus and build its index, each once per content + config (cached in ``cache_dir``)."""
-    from ..config import IngestConfig
-    from ..index import build_index
-    from ..ingest import ingest
+    from ..index import build_index  # deferred: pyarrow (medrag.index)
+    from ..ingest import ingest  # deferred: pyarrow (medrag.ingest.pipeline)
 
     ingest_config = IngestConfig(source="jsonl")
     corpus_key = fingerprint({"corpus": task.corpus_sha256, "ingest": config_to_dict(ingest_config)})[:16]
@@ -144,7 +144,7 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
     index_dir = None
     clock = {"index": 0.0}
     if retriever is None:
-        from ..retrieve.load import load_index
+        from ..retrieve.load import load_index  # deferred: pyarrow (via medrag.retrieve.load)
 
         index_dir = prepare_index(task, cache_dir, index_cfg, progress=progress)
         retriever = load_index(index_dir, mode=config.mode, fusion=index_cfg.fusion)
@@ -188,8 +188,6 @@ def evaluate_task(task: RetrievalTask, config: RetrievalEvalConfig, out: Path, *
 def _expanded(task: RetrievalTask, config: RetrievalEvalConfig, cache_dir: Path, retriever: Any, llm: Any,
               loop_config: Any, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
     """(query id -> text to search with, query id -> expansion); the task's own queries without ``expand``."""
-    from .expansion import compose_query, expand_queries, load_expansions, reason_expansion
-
     if not config.expand:
         return dict(task.queries), {}
     bar = _bar(len(task.queries), f"{task.name} {config.expand}", progress)
@@ -225,8 +223,6 @@ def _titles(retriever: Any, run: Mapping[str, Mapping[str, float]],
 
 
 def _loop_dict(loop_config: Any) -> dict[str, Any]:
-    from ..config import LoopConfig
-
     return config_to_dict(loop_config or LoopConfig())
 
 
