@@ -32,6 +32,9 @@ from ..config import AdaptConfig, BM25Config, config_to_dict
 from ..errors import ConfigError, DependencyMissingError, IndexFormatError
 from ..ingest.store import Corpus
 from ..manifest import atomic_write_json, fingerprint
+from .bm25 import BM25Index, build_bm25
+from .build import row_batches
+from .encoder import default_model_path, quiet_weight_loading
 
 __all__ = ["ADAPT_MANIFEST", "Pair", "corpus_pairs", "batch_indices", "adapt_encoder"]
 
@@ -98,9 +101,6 @@ def _read_pairs(corpus: Corpus) -> list[Pair]:
 
 def _hard_negatives(pairs: list[Pair], corpus: Corpus, work: Path) -> list[str | None]:
     """Per pair, the text of the best BM25 hit for its anchor that belongs to another document."""
-    from .bm25 import BM25Index, build_bm25
-    from .build import row_batches
-
     config = BM25Config()
     build_bm25(row_batches(corpus, config.fields, 0, corpus.num_rows), work / "bm25", config)
     bm25 = BM25Index.load(work / "bm25", config)
@@ -117,7 +117,6 @@ def _hard_negatives(pairs: list[Pair], corpus: Corpus, work: Path) -> list[str |
 def _base_name(config: AdaptConfig) -> str:
     if config.base_model:
         return config.base_model
-    from .encoder import default_model_path
 
     return default_model_path()
 
@@ -132,7 +131,6 @@ def _load_model(path: str) -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise DependencyMissingError("sentence-transformers", "dense", "medrag index adapt") from exc
-    from .encoder import quiet_weight_loading
 
     try:
         with quiet_weight_loading():

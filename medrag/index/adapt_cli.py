@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from ..cli_common import emit_json, json_option
+from ..config import AdaptConfig
+from .adapt import adapt_encoder
 
 __all__ = ["adapt_cmd"]
 
@@ -47,9 +49,6 @@ def adapt_cmd(corpora: tuple[Path, ...], out: Path, base_model: str | None, step
       medrag index adapt --corpus corpora/guidelines --out models/guidelines-minilm --steps 200
       medrag index adapt --corpus corpora/nfcorpus --out models/nf --max-minutes 20 --hard-negatives
     """
-    from ..config import AdaptConfig
-    from .adapt import adapt_encoder
-
     config = AdaptConfig(base_model=base_model, steps=steps, max_minutes=max_minutes, batch_size=batch_size,
                          learning_rate=learning_rate, warmup_steps=min(warmup_steps, steps), max_seq_length=max_seq_length,
                          hard_negatives=hard_negatives, max_pairs=max_pairs, checkpoint_every=checkpoint_every,

@@ -170,7 +170,7 @@ def _kernels() -> Any:
     """The numba-compiled kernels module (compiled once, cached on disk), or None without numba."""
     if not _KERNELS:
         try:
-            from . import _bm25_kernel as kernels
+            from . import _bm25_kernel as kernels  # deferred: numba (the compiled kernel)
         except ImportError:  # numba missing or unusable here: the numpy path gives the same results
             kernels = None  # type: ignore[assignment]
         _KERNELS.append(kernels)
