@@ -8,7 +8,10 @@ from typing import Any
 import click
 
 from ..cli_common import emit_json, json_option
+from ..config import ChunkConfig, IngestConfig, ScaleConfig
 from ..errors import InputError
+from . import download as dl
+from .sources import SOURCES, get_source
 
 __all__ = ["corpus"]
 
@@ -31,8 +34,6 @@ def corpus() -> None:
 @json_option
 def sources_cmd(as_json: bool) -> None:
     """List the source parsers `ingest` knows."""
-    from .sources import SOURCES
-
     rows = [{"source": s.name, "inputs": s.description} for s in SOURCES.values()]
     if as_json:
         emit_json(rows)
@@ -78,9 +79,7 @@ def ingest_cmd(source: str, more_inputs: tuple[Path, ...], inputs: tuple[Path, .
     Bad records are skipped and counted by reason, never fatal; a run that yields no document from its
     inputs (wrong SOURCE for the files?) exits non-zero.
     """
-    from ..config import ChunkConfig, IngestConfig, ScaleConfig
-    from .pipeline import ingest
-    from .sources import get_source
+    from .pipeline import ingest  # deferred: pyarrow (medrag.ingest.pipeline)
 
     get_source(source)
     if more_inputs and len(inputs) > 1:
@@ -152,7 +151,7 @@ def _print_report(r: dict[str, Any]) -> None:
 @json_option
 def info_cmd(path: Path, verify: bool, as_json: bool) -> None:
     """Show a corpus: source, totals, skip reasons, shards, fingerprint, build parameters."""
-    from .info import corpus_info
+    from .info import corpus_info  # deferred: pyarrow (medrag.ingest.info)
 
     info = corpus_info(path, verify=verify)
     if as_json:
@@ -189,7 +188,7 @@ def _print_info(info: dict[str, Any]) -> None:
 @json_option
 def verify_cmd(path: Path, as_json: bool) -> None:
     """Check a corpus: every shard present, sha256, row counts and schema as in its manifest."""
-    from .info import corpus_info
+    from .info import corpus_info  # deferred: pyarrow (medrag.ingest.info)
 
     info = corpus_info(path, verify=True)
     if as_json:
@@ -229,8 +228,6 @@ def download_cmd(what: str, out: Path | None, files: str | None, updates: bool, 
       medrag corpus download textbooks --out raw/textbooks
       medrag corpus download statpearls --from ncbi --out raw/statpearls
     """
-    from . import download as dl
-
     out = out or Path("raw") / what
     progress = not quiet and not as_json
     if what == "pubmed":

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import IngestConfig
 from ..errors import CorpusError, DataNotFoundError
-from ..manifest import MANIFEST_NAME
+from ..manifest import MANIFEST_NAME, read_manifest
 from ..types import Document, Metadata
 from .markdown import split_markdown
 from .records import Skips, iter_json_objects, read_utf8
@@ -152,14 +152,12 @@ def build_default_corpus(out: str | Path = DEFAULT_CORPUS_DIR, *, force: bool = 
     Returns ``out``. An existing complete corpus there is kept unless ``force`` (then it is rebuilt from
     scratch). Raises DataNotFoundError with the install command when open-medicine is missing.
     """
-    from .pipeline import ingest
-    from .store import CORPUS_FORMAT_VERSION
+    from .pipeline import ingest  # deferred: pyarrow (medrag.ingest.pipeline)
+    from .store import CORPUS_FORMAT_VERSION  # deferred: pyarrow (medrag.ingest.store)
 
     out = Path(out)
     inputs = default_inputs()
     if not force and (out / MANIFEST_NAME).is_file():
-        from ..manifest import read_manifest
-
         try:
             manifest = read_manifest(
                 out, kind="corpus", supported_versions=(CORPUS_FORMAT_VERSION,), error=CorpusError

@@ -28,6 +28,8 @@ from ..errors import ConfigError, InputError
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint
 from ..scale.ray_engine import run_items
 from ..types import Document
+from .chunking import Chunker
+from .finalize import finalize
 from .records import Deleted, Skips
 from .sources import get_source
 from .store import SHARD_DIR, ShardWriter
@@ -100,9 +102,6 @@ def ingest(
     missing input; bad records are skipped and counted, never fatal. ``scale.engine="ray"`` parses the units
     as Ray Data tasks (``medrag.scale.ray_engine``); the corpus is the same.
     """
-    from .chunking import Chunker
-    from .finalize import finalize
-
     started = time.perf_counter()
     spec = get_source(source)
     config = config or IngestConfig(source=source)
@@ -262,8 +261,6 @@ def run_unit(
     ``on_progress(bytes, docs)`` (serial runs) hears of input bytes finished (file by file) and, every
     1,000 records, of the documents parsed so far in this unit.
     """
-    from .chunking import Chunker
-
     spec = get_source(config.source)
     work = Path(out) / WORK_DIR
     _remove_unit_shards(work, unit)
