@@ -10,9 +10,12 @@ from typing import Any
 
 import click
 
+from .._optional import require
 from ..config import ServeConfig
 from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError
+from ..llm import load_llm
 from ..llm.spec import SPEC_HELP
+from .mcp_server import build_mcp_server, run_stdio
 
 __all__ = ["serve", "mcp", "is_loopback", "read_api_key"]
 
@@ -41,12 +44,11 @@ def read_api_key(env_name: str | None) -> str | None:
 
 
 def _load(index: Path, mode: str, device: str, llm_spec: str | None, profile: str | None, no_llm: bool) -> tuple[Any, Any]:
-    from ..retrieve.load import load_index
+    from ..retrieve.load import load_index  # deferred: pyarrow (via medrag.retrieve.load)
 
     retriever = load_index(index, mode=mode, device=device)
     if no_llm:
         return retriever, None
-    from ..llm import load_llm
 
     try:
         return retriever, load_llm(llm_spec, profile=profile)
@@ -118,8 +120,6 @@ def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_
       curl -s localhost:8080/search -H 'content-type: application/json' -d '{"query": "...", "k": 5}'
       MEDRAG_API_KEY=secret medrag serve --host 0.0.0.0 --api-key-env MEDRAG_API_KEY
     """
-    from .._optional import require
-
     uvicorn = require("uvicorn", "uvicorn", "serve", "the HTTP service")
     cfg = ServeConfig(host=host, port=port, api_key_env=api_key_env, max_k=max_k, max_batch=max_batch,
                       default_k=min(_DEFAULTS.default_k, max_k), max_body_bytes=max_body_bytes,
@@ -130,7 +130,7 @@ def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_
     if not is_loopback(host) and api_key is None:
         click.secho(f"Warning: binding {host} without an API key: anyone who can reach this port can query the "
                     "index. Use --api-key-env NAME (and TLS in front) for non-local access.", fg="yellow", err=True)
-    from .server import create_app, uvicorn_options
+    from .server import create_app, uvicorn_options  # deferred: fastapi, uvicorn
 
     retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm)
     try:
@@ -154,8 +154,6 @@ def mcp(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_ll
     `search` returns ranked chunks with citation metadata; `ask` returns a cited, evidence-checked answer
     (with the offline default model: the retrieved evidence). Logs go to stderr; stdout carries the protocol.
     """
-    from .mcp_server import build_mcp_server, run_stdio
-
     retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm)
     try:
         run_stdio(build_mcp_server(retriever, llm, ServeConfig()))

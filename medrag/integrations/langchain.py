@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import DependencyMissingError
+from ..reason.api import ask
 from ..retrieve.base import Filters
 from ..types import Hit
 from ._common import hit_metadata, retriever_lock
@@ -84,7 +85,7 @@ class MedragRetriever(BaseRetriever):
             raise ValueError("give either index or retriever, not both")
         self._filters = Filters.parse(self.filters)
         if self.retriever is None:
-            from ..retrieve.load import load_index
+            from ..retrieve.load import load_index  # deferred: pyarrow (via medrag.retrieve.load)
 
             self._medrag = load_index(self.index or "indexes/default", mode=self.mode or "hybrid", device=self.device)
         elif self.mode is not None:
@@ -116,8 +117,6 @@ def ask_runnable(retriever: MedragRetriever, llm: Any, *, mode: str = "followup"
     LLM (``medrag.load_llm``): the dict is ``Answer.to_dict()`` without the trace (``answer``, ``answered_by``,
     ``citations`` with verbatim quotes, ``notes``, ``disclaimer`` …). An untrusted profile's text never
     appears in ``answer``: it is the cited evidence with a note, as in ``medrag ask``."""
-    from ..reason.api import ask
-
     inner = retriever.medrag_retriever
 
     class _Locked:

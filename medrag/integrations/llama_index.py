@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DependencyMissingError, QueryError
+from ..llm import GenerationParams, load_llm
 from ..reason.answer import UNTRUSTED_LEAD
+from ..reason.api import ask
 from ..retrieve.base import Filters, Retriever, check_k
 from ..types import Hit
 from ._common import hit_metadata, retriever_lock
@@ -180,7 +182,7 @@ class MedragRetriever(BaseRetriever):
                    filters: MetadataFilters | Filters | Mapping[str, Any] | None = None, device: str = "cpu",
                    **kwargs: Any) -> MedragRetriever:
         """Open the index at ``path`` (``medrag.load_index``) and wrap it."""
-        from ..retrieve.load import load_index
+        from ..retrieve.load import load_index  # deferred: pyarrow (via medrag.retrieve.load)
 
         return cls(load_index(path, mode=mode, device=device), k=k, filters=filters, **kwargs)
 
@@ -227,8 +229,6 @@ class MedragLLM(CustomLLM):
     @classmethod
     def from_spec(cls, spec: str | None = None, *, profile: str | None = None, **kwargs: Any) -> MedragLLM:
         """Load ``spec`` with ``medrag.llm.load_llm`` (``None`` = the packaged offline model)."""
-        from ..llm import load_llm
-
         return cls(load_llm(spec, profile=profile), **kwargs)
 
     @classmethod
@@ -250,8 +250,6 @@ class MedragLLM(CustomLLM):
                            is_chat_model=self._llm.profile.prompt_style == "chat", model_name=self._llm.name)
 
     def _params(self, kwargs: Mapping[str, Any]) -> Any:
-        from ..llm import GenerationParams
-
         stop = kwargs.get("stop") or ()
         return GenerationParams(max_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
                                 temperature=float(kwargs.get("temperature", self.temperature)),
@@ -312,8 +310,6 @@ class MedragQueryEngine(CustomQueryEngine):
         super().__init__(retriever=retriever, llm=llm, **kwargs)  # type: ignore[call-arg]  # pydantic fields
 
     def custom_query(self, query_str: str) -> Response:
-        from ..reason.api import ask
-
         searched = _RecordingRetriever(self.retriever)
         answer = ask(query_str, index=searched, llm=self.llm.medrag_llm, mode=self.mode,
                      filters=self.retriever.filters, **self.ask_options)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, MedragError
+from ..reason.api import ask
 from ..retrieve.base import Filters, Retriever, check_k, check_query
 from ..types import Answer, Hit
 
@@ -212,8 +213,6 @@ def run_ask(service: SearchService, llm: Any, params: AskParams, *, cancel: thre
             on_event: Callable[[Any], None] | None = None) -> Answer:
     """``medrag.ask`` over the service's retriever and a shared LLM; stops with CancelledError at the next
     search or loop event after ``cancel`` is set."""
-    from ..reason.api import ask
-
     cancel = cancel or threading.Event()
 
     def events(event: Any) -> None:
