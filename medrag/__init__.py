@@ -38,7 +38,7 @@ __all__ = [
 
 def open_corpus(path: str) -> Corpus:
     """Open a corpus directory (memory-mapped, read-only)."""
-    from .ingest.store import Corpus
+    from .ingest.store import Corpus  # deferred: pyarrow (medrag.ingest.store)
 
     return Corpus.open(path)
 

@@ -30,7 +30,9 @@ from typing import Any
 from ..config import LLMConfig, ModelProfile
 from ..errors import ConfigError
 from .base import LLM, BaseLLM, ChatMessage, Generation, GenerationParams, Prompt
+from .llamacpp import LlamaCppLLM, packaged_model_path
 from .spec import DEFAULT_SPEC, SPEC_HELP, LLMSpec, parse_spec, resolve_profile
+from .vllm_backend import VLLMBackend
 
 __all__ = [
     "LLM",
@@ -59,16 +61,13 @@ def load_llm(spec: str | None = None, *, profile: str | ModelProfile | None = No
     cfg = _with_overrides(config or LLMConfig(), overrides)
     prof = resolve_profile(profile, parsed)
     if parsed.backend == "llamacpp":
-        from .llamacpp import LlamaCppLLM, packaged_model_path
-
         if parsed.is_default:
             return LlamaCppLLM(packaged_model_path(), prof, cfg, name="default (Gemma 3 270M, llama.cpp)")
         return LlamaCppLLM(parsed.model or "", prof, cfg)
     if parsed.backend == "openai":
-        from .openai_http import OpenAILLM
+        from .openai_http import OpenAILLM  # deferred: httpx
 
         return OpenAILLM(parsed.base_url or "", parsed.model, prof, cfg)
-    from .vllm_backend import VLLMBackend
 
     return VLLMBackend(parsed.model or "", prof, cfg)
 

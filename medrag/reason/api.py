@@ -10,10 +10,13 @@ from typing import Any
 
 from ..config import ASK_MODES, LOOP_PRESETS, LLMConfig, LoopConfig, ModelProfile
 from ..errors import ConfigError
+from ..llm import load_llm
 from ..llm.base import LLM
 from ..retrieve.base import Filters, Retriever
 from ..types import Answer
+from .loop import FollowUpLoop, SinglePassRAG
 from .runner import EventHandler
+from .search_tags import SearchTagLoop
 
 __all__ = ["ask", "make_loop", "loop_config", "open_retriever", "with_budgets"]
 
@@ -33,16 +36,10 @@ def loop_config(base: LoopConfig | None = None, **overrides: Any) -> LoopConfig:
 def make_loop(mode: str, retriever: Retriever, llm: LLM, config: LoopConfig) -> Any:
     """The loop object for ``mode`` (``followup``, ``rag`` or ``search-tags``)."""
     if mode == "followup":
-        from .loop import FollowUpLoop
-
         return FollowUpLoop(retriever, llm, config)
     if mode == "rag":
-        from .loop import SinglePassRAG
-
         return SinglePassRAG(retriever, llm, config)
     if mode == "search-tags":
-        from .search_tags import SearchTagLoop
-
         return SearchTagLoop(retriever, llm, config)
     raise ConfigError(f"mode must be one of {', '.join(ASK_MODES)}, got {mode!r}")
 
@@ -85,8 +82,6 @@ def ask(question: str, *, index: str | os.PathLike[str] | Retriever = "indexes/d
     retriever = open_retriever(index, retrieval_mode)
     own_llm = not hasattr(llm, "generate")
     if own_llm:
-        from ..llm import load_llm
-
         model = load_llm(llm if isinstance(llm, str) or llm is None else str(llm), profile=profile, **llm_kw)
     else:
         if llm_kw or profile is not None:
@@ -114,6 +109,6 @@ def open_retriever(index: str | os.PathLike[str] | Retriever, retrieval_mode: st
     """``index`` itself when it is a Retriever, else ``medrag.load_index(index, mode=retrieval_mode)``."""
     if hasattr(index, "batch_search"):
         return index  # type: ignore[return-value]
-    from ..retrieve.load import load_index
+    from ..retrieve.load import load_index  # deferred: pyarrow (via medrag.retrieve.load)
 
     return load_index(Path(index), mode=retrieval_mode)

@@ -12,8 +12,11 @@ import click
 from ..cli_common import emit_json, json_option
 from ..config import ASK_MODES, LOOP_PRESETS, STAGES
 from ..errors import ConfigError
+from ..llm import load_llm
 from ..llm.spec import SPEC_HELP
 from ..types import Answer
+from .api import ask as ask_api
+from .api import open_retriever
 from .runner import LoopEvent
 
 __all__ = ["ask", "parse_option_args", "parse_budget_args", "save_trace", "render_answer"]
@@ -195,10 +198,6 @@ def ask(question: str, index: str, llm_spec: str | None, profile: str | None, mo
         rounds: int | None, queries_per_round: int | None, k: int | None, thinking_budget: tuple[str, ...],
         answer_budget: tuple[str, ...], options: tuple[str, ...], retrieval: str, sources: tuple[str, ...],
         threads: int | None, parallel: int | None, as_json: bool, trace_out: str | None, no_stream: bool) -> None:
-    from ..llm import load_llm
-    from .api import ask as ask_api
-    from .api import open_retriever
-
     opts = parse_option_args(options)
     thinking = parse_budget_args(thinking_budget, "thinking-budget")
     answer_tokens = parse_budget_args(answer_budget, "answer-budget")
