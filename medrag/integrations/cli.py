@@ -15,7 +15,6 @@ from ..config import ServeConfig
 from ..errors import BackendUnavailableError, ConfigError, DependencyMissingError
 from ..llm import load_llm
 from ..llm.spec import SPEC_HELP
-from .mcp_server import build_mcp_server, run_stdio
 
 __all__ = ["serve", "mcp", "is_loopback", "read_api_key"]
 
@@ -154,6 +153,8 @@ def mcp(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_ll
     `search` returns ranked chunks with citation metadata; `ask` returns a cited, evidence-checked answer
     (with the offline default model: the retrieved evidence). Logs go to stderr; stdout carries the protocol.
     """
+    from .mcp_server import build_mcp_server, run_stdio  # deferred: pydantic (via .schemas)
+
     retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm)
     try:
         run_stdio(build_mcp_server(retriever, llm, ServeConfig()))
