@@ -7,7 +7,7 @@ behaviour are stated here explicitly. Each stage's configs live in their own mod
 
 from __future__ import annotations
 
-from ._base import config_to_dict
+from ._base import config_to_dict, jsonable
 from .adapt import AdaptConfig
 from .evaluation import (
     EXPANSION_METHODS,
@@ -48,6 +48,7 @@ from .serve import ServeConfig
 
 __all__ = [
     "config_to_dict",
+    "jsonable",
     # ingest
     "ChunkConfig", "IngestConfig",
     # llm / reason

@@ -12,19 +12,20 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["config_to_dict"]
+__all__ = ["config_to_dict", "jsonable"]
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a (nested) config dataclass; tuples become lists."""
-    return _jsonable(asdict(cfg))
+    return jsonable(asdict(cfg))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with every tuple, at any depth, turned into a list (as JSON reads it back)."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .._version import __version__
-from ..config import FusionConfig, IndexConfig, config_to_dict, index_config_from_dict
+from ..config import FusionConfig, IndexConfig, config_to_dict, index_config_from_dict, jsonable
 from ..errors import ConfigError, IndexFormatError
 from ..ingest.store import Corpus
 from ..manifest import DIGEST_KEY, MANIFEST_NAME, read_manifest, sha256_file, write_manifest
@@ -200,21 +200,13 @@ class IndexManifest:
             for key in ("name", "dir"):
                 if record is not None and record[key] is None:
                     record.pop(key)
-        return _lists(out)
+        return jsonable(out)
 
     def leg(self, name: str) -> DenseRecord:
         for record in self.legs:
             if record.name == name:
                 return record
         raise IndexFormatError(f"index has no dense leg {name!r}; rebuild it with that leg in its config")
-
-
-def _lists(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lists(v) for v in value]
-    return value
 
 
 def _installed(dists: Sequence[str]) -> str | None:

@@ -7,29 +7,19 @@ import json
 from pathlib import Path
 
 import pytest
+from _toy_index import build_toy_index
 from click.testing import CliRunner
 
 import medrag
 from medrag.cli import cli
-from medrag.config import IndexConfig
-from medrag.ingest.store import Corpus, write_corpus
-from medrag.reason.testing import ToyRetriever
+from medrag.ingest.store import Corpus
 
 Q = "Which anticoagulant for atrial fibrillation when creatinine clearance is 25 ml/min?"
 
 
 @pytest.fixture(scope="module")
 def toy_index(tmp_path_factory, fixtures_dir):
-    from medrag.index import build_index
-    from medrag.types import Chunk
-
-    root = tmp_path_factory.mktemp("ask")
-    hits = ToyRetriever.from_jsonl(fixtures_dir / "reason" / "chunks.jsonl").hits
-    chunks = [Chunk(h.chunk_id, h.doc_id, h.source, h.title, h.section, h.text, int(h.chunk_id.rsplit("#", 1)[1]),
-                    h.metadata) for h in hits]
-    write_corpus(root / "corpus", chunks, source="toy")
-    build_index([root / "corpus"], root / "index", IndexConfig(dense=False), progress=False)
-    return root
+    return build_toy_index(tmp_path_factory.mktemp("ask"), fixtures_dir)
 
 
 def test_help_says_real_answers_need_the_8b_model():

@@ -8,12 +8,11 @@ import json
 from dataclasses import replace
 
 import pytest
+from _toy_index import build_toy_index
 from click.testing import CliRunner
 
 from medrag.cli import cli
-from medrag.config import IndexConfig
-from medrag.ingest.store import Corpus, write_corpus
-from medrag.reason.testing import ToyRetriever
+from medrag.ingest.store import Corpus
 from medrag.testing.standin_r1 import StandinConfig, StandinServer
 from medrag.testing.standin_rules import choose_option
 
@@ -24,15 +23,7 @@ DECOY = "decoy thinking line"  # in every stand-in thought: must never reach a q
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory, fixtures_dir):
-    from medrag.index import build_index
-    from medrag.types import Chunk
-
-    root = tmp_path_factory.mktemp("ask-standin")
-    hits = ToyRetriever.from_jsonl(fixtures_dir / "reason" / "chunks.jsonl").hits
-    chunks = [Chunk(h.chunk_id, h.doc_id, h.source, h.title, h.section, h.text, int(h.chunk_id.rsplit("#", 1)[1]),
-                    h.metadata) for h in hits]
-    write_corpus(root / "corpus", chunks, source="toy")
-    build_index([root / "corpus"], root / "index", IndexConfig(dense=False), progress=False)
+    root = build_toy_index(tmp_path_factory.mktemp("ask-standin"), fixtures_dir)
     return {"index": root / "index", "corpus": {c.chunk_id: c for c in Corpus.open(root / "corpus")}}
 
 
