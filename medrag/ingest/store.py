@@ -12,11 +12,11 @@ document index every index (BM25 and FAISS alike) refers to.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import logging
 import os
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from .._version import __version__
 from ..errors import CorpusError
 from ..manifest import MANIFEST_NAME, fingerprint, read_manifest, sha256_file, write_manifest
 from ..types import Chunk, Hit, Metadata
-from .rows import BatchRows
+from .rows import BatchRows, RowReader
 
 __all__ = [
     "CORPUS_FORMAT_VERSION",
@@ -392,33 +392,44 @@ class Corpus:
         """Chunks at the given corpus row numbers, in the order given.
 
         Costs O(k): each row is located in its record batch (binary search over batch starts) and only
-        that row is decoded from the memory-mapped shard buffers (``rows.BatchRows``), whatever the corpus size.
+        that row is decoded from the memory-mapped shard buffers (``rows.RowReader``), whatever the corpus size.
         """
-        located = self._locate(rows)
+        reader = self._locate(rows)
         with corrupt_data_is_an_error():
-            return [reader.chunk(i) for reader, i in located]
+            return reader.chunks()
 
     def hits(self, rows: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> list[Hit]:
         """``Hit``s (rank 1..k) for corpus ``rows`` and their ``scores``, read like ``take``."""
-        values = np.asarray(scores, dtype=np.float64).tolist()
-        located = self._locate(rows)
+        values = scores.astype(np.float64).tolist() if isinstance(scores, np.ndarray) else [float(s) for s in scores]
+        reader = self._locate(rows)
+        if len(values) != len(reader.js):
+            raise ValueError(f"{len(reader.js)} rows but {len(values)} scores")
         with corrupt_data_is_an_error():
-            return [reader.hit(i, s, rank) for rank, ((reader, i), s) in enumerate(zip(located, values, strict=True),
-                                                                               start=1)]
+            return reader.hits(values)
 
-    def _locate(self, rows: Sequence[int] | np.ndarray) -> list[tuple[BatchRows, int]]:
+    def _locate(self, rows: Sequence[int] | np.ndarray) -> RowReader:
         wanted = rows.tolist() if isinstance(rows, np.ndarray) else list(rows)
         starts, readers, total = self._start_list, self._readers, self.num_rows
-        out = []
+        if len(starts) == 2:  # one record batch: no search
+            if wanted and not (0 <= min(wanted) and max(wanted) < total):
+                bad = next(r for r in wanted if not 0 <= r < total)
+                raise IndexError(f"row {bad} out of range [0, {total})")
+            return RowReader([self._reader(0)] * len(wanted), wanted)
+        batches, js = [], []
         for row in wanted:
             if not 0 <= row < total:
                 raise IndexError(f"row {row} out of range [0, {total})")
-            b = bisect.bisect_right(starts, row) - 1
+            b = bisect_right(starts, row) - 1
             reader = readers[b]
-            if reader is None:
-                reader = readers[b] = BatchRows(self._batches[b])
-            out.append((reader, row - starts[b]))
-        return out
+            batches.append(reader if reader is not None else self._reader(b))
+            js.append(row - starts[b])
+        return RowReader(batches, js)
+
+    def _reader(self, b: int) -> BatchRows:
+        reader = self._readers[b]
+        if reader is None:
+            reader = self._readers[b] = BatchRows(self._batches[b])
+        return reader
 
     def chunk(self, row: int) -> Chunk:
         if not 0 <= row < self.num_rows:

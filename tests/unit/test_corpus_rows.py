@@ -1,0 +1,84 @@
+"""Hit/Chunk materialisation from the memory-mapped corpus equals the slow path (pyarrow ``take`` + ``to_pylist``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from medrag.ingest import ingest
+from medrag.ingest.store import Corpus, batch_to_chunks, write_corpus
+from medrag.types import Chunk, Hit, Metadata
+
+
+def _slow_take(corpus: Corpus, rows: list[int]) -> list[Chunk]:
+    return batch_to_chunks(corpus.table.take(pa.array(rows, type=pa.int64())))
+
+
+def _slow_hits(corpus: Corpus, rows: list[int], scores: list[float]) -> list[Hit]:
+    return [Hit(c.chunk_id, c.doc_id, float(s), rank, c.text, c.title, c.section, c.source, c.metadata)
+            for rank, (c, s) in enumerate(zip(_slow_take(corpus, rows), scores, strict=True), start=1)]
+
+
+def _assert_same(corpus: Corpus, rows: list[int]) -> None:
+    scores = np.linspace(9.5, 1.25, num=len(rows), dtype=np.float32)
+    assert corpus.take(rows) == _slow_take(corpus, rows)
+    got = corpus.hits(np.asarray(rows), scores)
+    assert got == _slow_hits(corpus, rows, scores.tolist())
+    assert [type(h.score) for h in got] == [float] * len(rows)
+    assert [h.rank for h in got] == list(range(1, len(rows) + 1))
+
+
+def _varied(n: int) -> list[Chunk]:
+    """Chunks with nulls, empty strings, non-ASCII text, list columns and extras, differing row to row."""
+    out = []
+    for i in range(n):
+        meta = Metadata(
+            pmid=str(1000 + i) if i % 3 else None,
+            doi=f"10.1/δ{i}" if i % 4 == 1 else None,
+            journal="Ärztebl. 医学" if i % 5 == 2 else None,
+            year=1990 + i if i % 2 else None,
+            mesh=("Humans", f"Warfarin {i}", "β-Blockers") if i % 3 == 1 else (),
+            publication_types=("Review",) if i % 7 == 3 else (),
+            url="https://example.org/x" if i == 5 else None,
+            extra=(("k", f"v{i}"), ("ünï", "☃")) if i % 6 == 4 else (),
+        )
+        text = ["plain ascii text", "TNF-α and IL-6 in 🫀 failure", "", "x" * 3000][i % 4]
+        out.append(Chunk(f"c:{i}#{i % 2}", f"c:{i}", ["pubmed", "pmc", "guidelines"][i % 3], f"Titre {i} é",
+                         ["Abstract", "", "Méthodes"][i % 3], text, i % 4, meta))
+    return out
+
+
+def test_take_and_hits_equal_the_slow_path_across_batches_and_shards(tmp_path):
+    chunks = _varied(40)
+    corpus = write_corpus(tmp_path / "c", chunks, source="test", shard_rows=7)
+    assert len(corpus._batches) >= 6
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        rows = rng.integers(0, len(chunks), size=int(rng.integers(1, 15))).tolist()
+        _assert_same(corpus, rows)
+    assert corpus.take(list(range(40))) == chunks
+    assert corpus.hits([], []) == []
+
+
+def test_batches_without_metadata_share_the_empty_metadata(tmp_path):
+    chunks = [Chunk(f"c:{i}#0", f"c:{i}", "test", "T", "S", f"text {i}", 0) for i in range(5)]
+    corpus = write_corpus(tmp_path / "c", chunks, source="test")
+    hits = corpus.hits([4, 0], [2.0, 1.0])
+    assert hits[0].metadata == Metadata() and hits[0].metadata is hits[1].metadata
+    assert hits[0].text == "text 4" and hits[1].chunk_id == "c:0#0"
+    with pytest.raises(ValueError):
+        corpus.hits([1, 2], [1.0])
+
+
+def test_ingested_fixtures_read_like_the_slow_path(fixtures_dir, tmp_path):
+    """Real ingested corpora (PubMed with MeSH lists and nulls, PMC, guideline jsonl) opened together."""
+    ingest("pubmed", [fixtures_dir / "ingest" / "pubmed" / "base.xml"], tmp_path / "pubmed", progress=False)
+    ingest("pmc", [fixtures_dir / "ingest" / "pmc" / "article.nxml"], tmp_path / "pmc", progress=False)
+    ingest("jsonl", [fixtures_dir / "ingest" / "jsonl" / "beir_corpus.jsonl"], tmp_path / "jsonl", progress=False)
+    corpus = Corpus.open_many([tmp_path / "pubmed", tmp_path / "pmc", tmp_path / "jsonl"])
+    n = corpus.num_rows
+    assert n > 5
+    rows = list(range(n))[::-1]
+    _assert_same(corpus, rows)
+    assert any(h.metadata.mesh for h in corpus.hits(rows, [1.0] * n))
