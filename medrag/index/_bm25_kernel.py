@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["accumulate"]
+__all__ = ["accumulate", "search", "search_batch"]
 
 
 @njit(cache=True, nogil=True)
@@ -59,3 +59,14 @@ def search(indptr, indices, data, terms, weights, acc, rows, seen, mask, k, out_
         if m < k:
             m += 1
     return m
+
+
+@njit(cache=True, nogil=True)
+def search_batch(indptr, indices, data, starts, terms, weights, acc, rows, seen, mask, k, lo, hi, out_rows, out_scores, counts):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``search`` for queries ``lo..hi-1`` of a batch: query ``q``'s terms/weights are
+    ``terms[starts[q]:starts[q + 1]]``; its top rows go to ``out_rows[q]``/``out_scores[q]``, their number to
+    ``counts[q]``. One call (GIL released) per thread and batch part."""
+    for q in range(lo, hi):
+        a, b = starts[q], starts[q + 1]
+        counts[q] = search(indptr, indices, data, terms[a:b], weights[a:b], acc, rows, seen, mask, k,
+                           out_rows[q], out_scores[q])

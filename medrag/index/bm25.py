@@ -201,8 +201,10 @@ class BM25Index:
     query length is capped, and the cost does not grow with the corpus.
     """
 
-    def __init__(self, model: Any, tokenizer: BiomedicalTokenizer) -> None:
+    def __init__(self, model: Any, tokenizer: BiomedicalTokenizer, threads: int | None = None) -> None:
         self.model = model
+        #: cores a batch is scored on (None: all; ``bm25_query.default_threads``)
+        self.threads = threads
         self.tokenizer = tokenizer
         self.vocab: dict[str, int] = model.vocab_dict
         self.num_docs = int(model.scores["num_docs"])
@@ -252,11 +254,12 @@ class BM25Index:
         return self._scorer.top(*self._terms(query), k, mask)
 
     def search_many(
-        self, queries: Sequence[str], k: int, mask: np.ndarray | None = None
+        self, queries: Sequence[str], k: int, mask: np.ndarray | None = None, threads: int | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``search`` for each query (every query is length-checked before any is scored)."""
+        """``search`` for each query (every query is length-checked before any is scored), scored on up to
+        ``threads`` cores (None: ``self.threads``, by default all)."""
         terms = [self._terms(q) for q in queries]
-        return [self._scorer.top(t, w, k, mask) for t, w in terms]
+        return self._scorer.top_many(terms, k, mask, threads or self.threads)
 
 
 def top_sparse(

@@ -8,12 +8,18 @@ the cost of a query is its postings plus a top-k over the rows they touched, wha
 Bounds (issue 15): a query longer than ``MAX_QUERY_CHARS`` characters is a ``QueryError``; at most
 ``MAX_QUERY_TERMS`` distinct terms are scored (the first ones in query order), so one request's work is
 bounded by that many posting lists.
+
+Batches (``PostingScorer.top_many``) are scored in one kernel call per thread: the batch is cut into
+``threads`` contiguous parts, one runs on the calling thread and the others on a shared pool; the numba
+kernel releases the GIL, so the parts run on separate cores.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -21,7 +27,7 @@ import numpy as np
 from ..errors import QueryError
 from .tokenizer import BiomedicalTokenizer
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "QueryTerms", "PostingScorer", "top_rows"]
+__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "QueryTerms", "PostingScorer", "top_rows", "default_threads"]
 
 MAX_QUERY_CHARS = 100_000
 MAX_QUERY_TERMS = 1024
@@ -104,6 +110,37 @@ class PostingScorer:
                            _NO_MASK if mask is None else mask, k, rows, scores)
         return rows[:m], scores[:m]
 
+    def top_many(
+        self, queries: Sequence[tuple[np.ndarray, np.ndarray]], k: int, mask: np.ndarray | None = None,
+        threads: int | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``top`` of each ``(terms, weights)``, the batch scored on up to ``threads`` cores (None: all)."""
+        kernels = _kernels()
+        n = len(queries)
+        if kernels is None or k > _SMALL_K or n < 2:
+            return [self.top(t, w, k, mask) for t, w in queries]
+        starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([t.size for t, _ in queries], out=starts[1:])
+        terms = np.concatenate([t for t, _ in queries]) if starts[-1] else np.zeros(0, np.int64)
+        weights = np.concatenate([w for _, w in queries]) if starts[-1] else np.zeros(0, np.float32)
+        out_rows = np.zeros((n, k), dtype=np.int64)
+        out_scores = np.zeros((n, k), dtype=np.float32)
+        counts = np.zeros(n, dtype=np.int64)
+        use_mask = _NO_MASK if mask is None else mask
+
+        def run(lo: int, hi: int) -> None:
+            acc, slot = self._buffers()
+            kernels.search_batch(self.indptr, self.indices, self.data, starts, terms, weights, acc, slot,
+                                 self._seen(), use_mask, k, lo, hi, out_rows, out_scores, counts)
+
+        parts = max(1, min(threads or default_threads(), n // _MIN_PART))
+        cuts = [p * n // parts for p in range(parts + 1)]
+        others = [_pool().submit(run, cuts[p], cuts[p + 1]) for p in range(1, parts)]
+        run(cuts[0], cuts[1])
+        for future in others:
+            future.result()
+        return [(out_rows[q, : counts[q]], out_scores[q, : counts[q]]) for q in range(n)]
+
     def _score_numpy(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts = self.indptr[terms]
         ends = self.indptr[terms + 1]
@@ -164,6 +201,26 @@ def top_rows(
 _KERNELS: list[Any] = []
 _SMALL_K = 64  # the fused numba top-k keeps a sorted array of k: used up to this k
 _NO_MASK = np.zeros(0, dtype=bool)
+_MIN_PART = 8  # queries per thread below which a batch is not split
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def default_threads() -> int:
+    """Threads a batch is scored on by default: every core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The shared worker threads of batch scoring (created on first use; each keeps its own buffers)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=max(1, default_threads() - 1),
+                                            thread_name_prefix="medrag-bm25"))
+        return _POOL[0]
 
 
 def _kernels() -> Any:

@@ -107,7 +107,10 @@ class HybridRetriever:
 
     # -- Retriever protocol ------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, filters: Filters | Mapping[str, Any] | None = None) -> list[Hit]:
-        return self.batch_search([query], k=k, filters=filters)[0]
+        query = check_query(query)
+        mask = self._masks.get(Filters.parse(filters)) if filters is not None else None
+        rows, scores = self.search_rows([query], check_k(k), mask)[0]
+        return self.corpus.hits(rows, scores)
 
     def batch_search(
         self, queries: Sequence[str], k: int = 10, filters: Filters | Mapping[str, Any] | None = None
@@ -116,8 +119,9 @@ class HybridRetriever:
             queries = [queries]
         cleaned = [check_query(q) for q in queries]
         k = check_k(k)
-        mask = self._masks.get(Filters.parse(filters))
-        return [self._hits(rows, scores) for rows, scores in self.search_rows(cleaned, k, mask)]
+        mask = self._masks.get(Filters.parse(filters)) if filters is not None else None
+        hits = self.corpus.hits
+        return [hits(rows, scores) for rows, scores in self.search_rows(cleaned, k, mask)]
 
     # -- rows and scores ---------------------------------------------------------------------------
     def search_rows(self, queries: Sequence[str], k: int, mask: np.ndarray | None = None) -> list[Rows]:
@@ -143,6 +147,3 @@ class HybridRetriever:
         texts = [c.text for c in self.corpus.take(rows.tolist())]
         new_rows, scores = reranker.rerank(query, rows, texts)
         return new_rows[:k], scores[:k]
-
-    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        return self.corpus.hits(rows, scores)

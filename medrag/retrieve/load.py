@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from ..config import FusionConfig, IndexConfig
-from ..errors import IndexFormatError
+from ..errors import ConfigError, IndexFormatError
 from ..index import DEFAULT_INDEX
 from ..index.bm25 import BM25Index
 from ..index.manifest import IndexManifest, check_files, check_versions, read_index_manifest, resolve_corpora
@@ -32,9 +32,11 @@ def _on_device(config: IndexConfig, device: str) -> IndexConfig:
     )
 
 
-def _legs(root: Path, manifest: IndexManifest, config: IndexConfig) -> tuple[list[CandidateGenerator], list[float]]:
+def _legs(root: Path, manifest: IndexManifest, config: IndexConfig,
+          threads: int | None = None) -> tuple[list[CandidateGenerator], list[float]]:
     """The legs the manifest describes, in fusion order, and their fusion weights."""
     bm25 = BM25Index.load(root / manifest.bm25.dir, config.bm25)
+    bm25.threads = threads
     legs: list[CandidateGenerator] = [BM25Leg(bm25)]
     weights = [config.fusion.weights[0]]
     if manifest.dense is not None:
@@ -54,6 +56,7 @@ def load_index(
     verify: bool = False,
     fusion: FusionConfig | None = None,
     reranker: Reranker | None = None,
+    threads: int | None = None,
 ) -> HybridRetriever:
     """Open an index directory (memory-mapped; never writes) and return its ``HybridRetriever``.
 
@@ -61,15 +64,18 @@ def load_index(
 
     Validates the manifest, file sizes (every sha256 with ``verify=True``) and the corpus fingerprints.
     ``device="cuda"`` runs the query encoders and FAISS on the GPU. ``fusion`` overrides the stored defaults;
-    ``reranker`` re-scores the top rows of every search.
+    ``reranker`` re-scores the top rows of every search. ``threads``: the cores a ``batch_search`` scores BM25
+    on (None: every core this process may use; 1: the calling thread only).
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
     root = Path(path)
     manifest = read_index_manifest(root)
     check_versions(root, manifest)
     check_files(root, manifest, verify=verify)
     corpus = resolve_corpora(root, manifest, verify=verify)
     config = _on_device(manifest.config, device)
-    legs, weights = _legs(root, manifest, config)
+    legs, weights = _legs(root, manifest, config, threads)
     bm25 = legs[0]
     if isinstance(bm25, BM25Leg) and bm25.index.num_docs != corpus.num_rows:
         raise IndexFormatError(f"{root}: BM25 holds {bm25.index.num_docs} documents, the corpus {corpus.num_rows}")

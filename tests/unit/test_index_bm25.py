@@ -167,3 +167,27 @@ def test_numba_and_numpy_paths_agree(tmp_path, monkeypatch):
         for a, b in ((top, index.search(q, 4)), (masked, index.search(q, 4, mask)), (sparse, index.sparse_scores(q))):
             assert a[0].tolist() == b[0].tolist()
             np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_threaded_batches_equal_single_searches(tmp_path, threads):
+    """A batch cut into parts scored on several threads gives each query's own ``search`` result (masked too)."""
+    pytest.importorskip("numba")
+    index = _build(tmp_path, BM25Config(), [DOCS * 4])
+    mask = np.arange(len(DOCS) * 4) % 3 != 0
+    queries = [*QUERIES, "zzzz", "stroke stroke stroke"] * 5  # 2+ parts of at least 8 queries each
+    for m in (None, mask):
+        many = index.search_many(queries, 5, m, threads=threads)
+        assert len(many) == len(queries)
+        for query, (rows, scores) in zip(queries, many, strict=True):
+            one_rows, one_scores = index.search(query, 5, m)
+            assert rows.tolist() == one_rows.tolist() and scores.tolist() == one_scores.tolist()
+
+
+def test_load_index_threads_knob_is_checked():
+    from medrag.errors import ConfigError
+    from medrag.retrieve.load import load_index
+
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="threads"):
+            load_index("/nonexistent-index", mode="bm25", threads=bad)
