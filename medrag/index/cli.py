@@ -12,6 +12,7 @@ import click
 
 from ..cli_common import emit_json, json_option, stderr_console, stdout_console
 from ..config import (
+    ENCODER_BACKENDS,
     ENCODER_PRESETS,
     EncoderConfig,
     IndexConfig,
@@ -146,9 +147,11 @@ def _default_corpus(show: bool) -> Path:
 @click.option("--train-sample", type=click.IntRange(min=1), default=None,
               help="Vectors IVF/PQ/OPQ are trained on (seeded sample; default 100,000).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (encoder and FAISS).")
-@click.option("--backend", type=click.Choice(["torch", "onnx", "transformers"]), default=None,
-              help="Encoder runtime: sentence-transformers (torch, the default), onnxruntime, or plain "
-                   "transformers with the config's pooling.")
+@click.option("--backend", type=click.Choice(list(ENCODER_BACKENDS)), default=None,
+              help="Encoder runtime: auto (the default: onnx-export on CPU when onnxruntime is installed, else "
+                   "torch), onnx-export (onnxruntime on an fp32 export of the model, made once and cached), "
+                   "torch (sentence-transformers), onnx (an ONNX file, --onnx-model), or plain transformers "
+                   "with the config's pooling.")
 @click.option("--onnx-model", default=None, help="ONNX model file for --backend onnx (default: bundled int8 MiniLM).")
 @click.option("--batch-size", type=int, default=None, help="Encoding batch size (default 64).")
 @click.option("--max-seq-length", type=int, default=None, help="Encoder truncation length in tokens (default 256).")

