@@ -112,11 +112,13 @@ def _encode(corpus: Corpus, out: Path, encoder: EncoderConfig, scale: ScaleConfi
         return reusable
     info_path.unlink(missing_ok=True)
     bar = _Bar(progress, corpus.num_rows, "Encode" if leg_dir == "dense" else f"Encode {leg_dir}", "chunk")
+    runtime = None  # the runtime backend "auto" resolved to (recorded beside the vectors)
     try:
         if scale.engine == "ray":
             shards = _encode_ray(corpus, out / leg_dir / "shards", encoder, scale, key, bar)
         else:
             model = load_encoder(encoder)
+            runtime = getattr(model, "backend", None)
             shards = encode_to_shards(
                 out / leg_dir / "shards", corpus.num_rows, lambda a, b: row_passages(corpus, encoder, a, b),
                 model.encode_passages, key=key, shard_rows=encoder.shard_rows, progress=bar,
@@ -126,7 +128,7 @@ def _encode(corpus: Corpus, out: Path, encoder: EncoderConfig, scale: ScaleConfi
     dim = int(np.load(shards[0], mmap_mode="r").shape[1])
     merge_shards(shards, vectors_path, corpus.num_rows, dim)
     shutil.rmtree(out / leg_dir / "shards", ignore_errors=True)
-    atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": dim,
+    atomic_write_json(info_path, {"key": key, "rows": corpus.num_rows, "dim": dim, "encoder_runtime": runtime,
                                   "size": vectors_path.stat().st_size, "sha256": sha256_file(vectors_path)})
     return dim
 

@@ -374,7 +374,7 @@ def _auto(config: EncoderConfig) -> Encoder:
             if layout.model_type == "bert":
                 return OnnxEncoder(config, layout)
             reason = f"model_type {layout.model_type!r} is not exported automatically"
-        except (ImportError, DependencyMissingError) as exc:
+        except (ImportError, DependencyMissingError, OSError, RuntimeError) as exc:  # incl. an unwritable cache
             reason = f"{type(exc).__name__}: {exc}"
         except InputError as exc:
             reason = str(exc)

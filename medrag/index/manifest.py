@@ -52,6 +52,7 @@ _READERS: dict[str, tuple[str, ...]] = {
 _RECORDED: dict[str, tuple[str, ...]] = {
     "sentence-transformers": ("sentence-transformers",),
     "torch": ("torch",),
+    "onnxruntime": ("onnxruntime",),
     "numpy": ("numpy",),
 }
 

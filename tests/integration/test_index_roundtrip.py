@@ -79,6 +79,9 @@ def test_manifest_records_what_the_index_is(built):
     assert m.dense is not None and m.dense.dim == 384 and m.dense.metric == "ip" and m.dense.faiss["factory"] == "Flat"
     assert m.corpora[0].path == "../corpus" and len(m.corpora[0].fingerprint) == 64
     assert {"bm25s", "faiss", "torch", "sentence-transformers"} <= set(m.versions)
+    assert m.dense.encoder["backend"] == "auto"  # resolved on the machine; the runtime used is recorded:
+    runtime = json.loads((index / "dense" / "vectors.json").read_text())["encoder_runtime"]
+    assert runtime == ("onnx-export" if "onnxruntime" in m.versions else "torch")
     assert set(m.files) == {
         "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy",
         "bm25/vocab.index.json", "bm25/params.index.json", "dense/vectors.npy", "dense/faiss.index",

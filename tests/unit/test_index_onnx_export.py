@@ -139,6 +139,15 @@ def test_auto_falls_back_to_torch_without_onnxruntime(monkeypatch: pytest.Monkey
     assert encoder_module._auto(EncoderConfig()).backend == "torch"
 
 
+def test_auto_falls_back_to_torch_when_the_cache_is_unwritable(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("MEDRAG_CACHE_DIR", str(tmp_path / "a-file"))
+    monkeypatch.setattr(encoder_module, "SentenceTransformerEncoder", _FakeTorch)
+    assert encoder_module._auto(EncoderConfig()).backend == "torch"
+
+
 @pytest.mark.parametrize("config", [
     EncoderConfig(model="some-org/not-a-local-folder"),
     EncoderConfig(query_model="some-org/query-encoder"),
