@@ -19,19 +19,18 @@ from a chunk can be found in the source. The same input and config always give t
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from ..config import ChunkConfig
 from ..errors import ConfigError, DependencyMissingError
 from ..types import Chunk, Document, Section, chunk_id_for
+from .wordcount import WordCounter, word_counter_for
 
-__all__ = ["Chunker", "WordCounter", "default_tokenizer_path", "split_sentences"]
+__all__ = ["Chunker", "default_tokenizer_path", "split_sentences"]
 
 # Sentence ends: ., ! or ? (optionally followed by a closing quote/bracket) then whitespace, then a
 # capital, digit or opening bracket. Abbreviations are vetoed below.
@@ -104,109 +103,15 @@ def _load_tokenizer(path: str):  # type: ignore[no-untyped-def]
     return tok
 
 
-# BertPreTokenizer on ASCII text: runs of letters/digits, and every ASCII punctuation character alone
-# (whitespace separates; control characters are dropped by BertNormalizer's clean_text).
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
-_ASCII_PUNCT = bytes(c for c in range(33, 127) if not chr(c).isalnum())
-_ASCII_CONTROL = bytes(c for c in (*range(32), 127) if chr(c) not in "\t\n\r")
-_CACHE_WORDS = 1_000_000
-
-
-class WordCounter:
-    """Exact WordPiece token counts from a per-word cache, without encoding the whole text.
-
-    A WordPiece model tokenizes every pre-token on its own, so a text's count is the sum of the counts of
-    words cut at boundaries BertPreTokenizer also cuts at (whitespace, punctuation); each distinct word is
-    encoded once. Text holding a special token's literal (``[CLS]``…), a control/format character (the
-    normaliser deletes them, joining words) or a CJK ideograph is not counted here (``count`` returns None).
-    """
-
-    def __init__(self, tok: Any, lowercase: bool, specials: tuple[str, ...]) -> None:
-        self._tok = tok
-        self._lower = lowercase
-        self._specials = specials
-        self._cache: dict[str, int] = {}
-
-    def count(self, text: str) -> int | None:
-        if any(s in text for s in self._specials):
-            return None
-        if not text.isascii():
-            return self._count_unicode(text)
-        raw = text.encode("ascii")
-        if len(raw.translate(None, _ASCII_CONTROL)) != len(raw):
-            return None  # clean_text deletes control characters, joining the words around them
-        punct = len(raw) - len(raw.translate(None, _ASCII_PUNCT))  # one token each
-        return punct + self._words(_ASCII_WORD.findall(text), self._lower)
-
-    def _count_unicode(self, text: str) -> int | None:
-        """Non-ASCII text: words cut at whitespace and punctuation (where BERT also cuts), each counted by
-        encoding it alone (cached); a punctuation mark is one token. Control, format and CJK characters,
-        which the normaliser deletes or isolates, leave the text to the tokenizer (None)."""
-        marked = text.translate(_UNICODE_TABLE)
-        if "\x00" in marked:
-            return None
-        raw = marked.encode("utf-8")  # ASCII punctuation bytes never occur inside multi-byte characters
-        punct = marked.count(_PUNCT_MARK) + len(raw) - len(raw.translate(None, _ASCII_PUNCT))
-        return punct + self._words(_UNICODE_WORD.findall(marked), False)
-
-    def _words(self, words: list[str], lower: bool) -> int:
-        """Sum of the words' WordPiece counts, each word encoded alone once (cached; cleared when full)."""
-        cache = self._cache
-        try:
-            return sum(map(cache.__getitem__, words))
-        except KeyError:
-            if len(cache) > _CACHE_WORDS:
-                cache.clear()
-            encode = self._tok.encode
-            for w in set(words).difference(cache):
-                cache[w] = len(encode(w.lower() if lower else w, add_special_tokens=False).ids)
-            return sum(map(cache.__getitem__, words))
-
-
-# BERT's "Chinese character" blocks (the normaliser isolates them)
-_CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
-_PUNCT_MARK = "\x01"
-
-
-class _UnicodeTable(dict):  # type: ignore[type-arg]
-    """``str.translate`` table classifying each character once, on first sight: Unicode punctuation becomes
-    `` \x01 `` (one token, counted), other whitespace a space, control/format/unassigned/CJK characters
-    ``\x00`` (text not countable here); everything else stays."""
-
-    def __missing__(self, code: int) -> Any:
-        import unicodedata
-
-        ch = chr(code)
-        cat = unicodedata.category(ch)
-        if ch in "\t\n\r" or (code < 128 and cat[0] != "C"):
-            value: Any = code
-        elif cat[0] == "C" or ch == "\ufffd" or any(a <= code <= b for a, b in _CJK):
-            value = "\x00"
-        elif cat[0] == "P":
-            value = f" {_PUNCT_MARK} "
-        elif ch.isspace():
-            value = " "
-        else:
-            value = code
-        self[code] = value
-        return value
-
-
-_UNICODE_TABLE = _UnicodeTable()
-_UNICODE_WORD = re.compile(r"[^\s\x01!-/:-@\[-`{-~]+")
-
-
 @lru_cache(maxsize=4)
 def _word_counter(path: str) -> WordCounter | None:
-    """A ``WordCounter`` when the tokenizer is BERT-style WordPiece, else None."""
-    tok = _load_tokenizer(path)
-    spec = json.loads(tok.to_str())
-    norm, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec.get("model") or {}
-    if (norm.get("type"), pre.get("type"), model.get("type")) != ("BertNormalizer", "BertPreTokenizer", "WordPiece"):
-        return None
-    specials = tuple(t["content"] for t in spec.get("added_tokens", []) if t.get("content"))
-    return WordCounter(tok, bool(norm.get("lowercase", True)), specials)
+    """A ``WordCounter`` when the tokenizer is BERT-style WordPiece, else None (sizes are then encoded)."""
+    return word_counter_for(_load_tokenizer(path))
+
+
+#: sections longer than this many characters per ``max_tokens`` are counted sentence by sentence (see
+#: ``Chunker._measure``); on PubMed text a token averages 3.6 characters and rarely fewer than 2.9
+_LONG_CHARS_PER_TOKEN = 3.5
 
 
 @dataclass(frozen=True)
@@ -227,10 +132,10 @@ class Chunker:
     """Splits Documents into Chunks by ``ChunkConfig``. Thread-safe; cheap to construct after the first.
 
     Section sizes are exact token counts. For a BERT-style WordPiece tokenizer (``tokenizer.json`` with a
-    BertNormalizer, BertPreTokenizer and WordPiece model) they come from ``WordCounter`` (a regex split at
-    the same boundaries and a per-word cache of piece counts), without running the tokenizer on the whole
-    text; other tokenizers (and the rare text ``WordCounter`` declines) are encoded. Only an over-long
-    sentence is encoded with offsets, to cut it at token boundaries.
+    BertNormalizer, BertPreTokenizer and WordPiece model) they come from ``wordcount.WordCounter`` (a
+    whitespace split and a per-word cache of counts), without running the tokenizer on the whole text;
+    other tokenizers (and the rare text ``WordCounter`` declines) are encoded. Only an over-long sentence is
+    encoded with offsets, to cut it at token boundaries.
     """
 
     def __init__(self, config: ChunkConfig | None = None) -> None:
@@ -243,7 +148,7 @@ class Chunker:
     @property
     def counting(self) -> str:
         """How section sizes are counted (recorded in the corpus manifest)."""
-        return "wordpiece-word-cache/v1" if self._counter is not None else "encode"
+        return "wordpiece-word-cache/v2" if self._counter is not None else "encode"
 
     def count_tokens(self, text: str) -> int:
         if self._counter is not None:
@@ -278,15 +183,15 @@ class Chunker:
     def _pieces(self, sections: list[Section]) -> Iterator[tuple[str, str]]:
         """(heading, text) of every chunk: whole sections merged while they fit, long ones packed."""
         limit = self.config.max_tokens
-        sizes = [self.count_tokens(s.text) for s in sections]
+        measured = [self._measure(s.text) for s in sections]
         group: list[int] = []  # indices of whole sections merged into the current chunk
         group_tokens = 0
-        for i, size in enumerate(sizes):
+        for i, (size, units) in enumerate(measured):
             if size > limit:
                 if group:
                     yield _merge(sections, group)
                     group, group_tokens = [], 0
-                yield from self._pack(sections[i], *self._units(sections[i].text))
+                yield from self._pack(sections[i], *(units or self._units(sections[i].text)))
                 continue
             if group and group_tokens + size > limit:
                 yield _merge(sections, group)
@@ -295,6 +200,20 @@ class Chunker:
             group_tokens += size
         if group:
             yield _merge(sections, group)
+
+    def _measure(self, text: str) -> tuple[int, tuple[list[_Unit], list[tuple[int, int]] | None] | None]:
+        """Exact token size of a section, with its sentence units when they were needed to count it.
+
+        A section long enough that it probably needs packing (more than ``_LONG_CHARS_PER_TOKEN`` characters
+        per allowed token) is counted sentence by sentence: tokens never cross whitespace, so the sentence
+        counts add up to the section's, and the section is measured once, not twice. Shorter sections are
+        counted whole. Either way the size is exact; the length test only picks the cheaper order.
+        """
+        if self._counter is not None and len(text) > _LONG_CHARS_PER_TOKEN * self.config.max_tokens:
+            units, offsets = self._units(text)
+            size = len(offsets) if offsets is not None else (units[-1].tok_end if units else 0)
+            return size, (units, offsets)
+        return self.count_tokens(text), None
 
     def _units(self, text: str) -> tuple[list[_Unit], list[tuple[int, int]] | None]:
         """Sentence units of ``text`` with token spans, and the token character offsets.
