@@ -178,13 +178,7 @@ def _run_units(
 ) -> Iterator[dict[str, Any]]:
     if not todo:
         return
-    from tqdm.auto import tqdm
-
-    total = sum(u.size for u in todo)
-    bar = tqdm(
-        total=total, unit="B", unit_scale=True, desc=f"ingest {config.source}", file=sys.stderr,
-        disable=not progress or not sys.stderr.isatty(),
-    )
+    bar = _progress_bar(sum(u.size for u in todo), config.source, progress)
     with bar:
         if scale is not None and scale.engine == "ray":
             by_prefix = {u.prefix: u for u in todo}
@@ -201,6 +195,29 @@ def _run_units(
                 yield receipt
             return
         yield from _run_pool(todo, out, config, params_fp, bar)
+
+
+def _progress_bar(total: int, source: str, progress: bool) -> Any:
+    """A tqdm byte bar on an interactive stderr; otherwise a no-op stand-in (tqdm is not even imported)."""
+    if not progress or not sys.stderr.isatty():
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=f"ingest {source}", file=sys.stderr)
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        return None
 
 
 class _Progress:

@@ -30,6 +30,7 @@ from .._version import __version__
 from ..errors import CorpusError
 from ..manifest import MANIFEST_NAME, fingerprint, read_manifest, sha256_file, write_manifest
 from ..types import Chunk, Hit, Metadata
+from .columns import int32_array, utf8_array, utf8_list_array
 from .rows import BatchRows, RowReader
 
 __all__ = [
@@ -76,27 +77,34 @@ CHUNK_SCHEMA = pa.schema(
     metadata={"medrag.corpus_format_version": str(CORPUS_FORMAT_VERSION)},
 )
 
-_META_COLUMNS = ("pmid", "pmcid", "doi", "journal", "year", "url", "license", "organization")
-
-
 def chunks_to_batch(chunks: Sequence[Chunk]) -> pa.RecordBatch:
-    """Columnar form of ``chunks`` in ``CHUNK_SCHEMA``."""
-    cols: dict[str, list[Any]] = {f.name: [] for f in CHUNK_SCHEMA}
-    for c in chunks:
-        m = c.metadata
-        cols["chunk_id"].append(c.chunk_id)
-        cols["doc_id"].append(c.doc_id)
-        cols["source"].append(c.source)
-        cols["title"].append(c.title)
-        cols["section"].append(c.section)
-        cols["text"].append(c.text)
-        cols["position"].append(c.position)
-        for name in _META_COLUMNS:
-            cols[name].append(getattr(m, name))
-        cols["mesh"].append(list(m.mesh))
-        cols["publication_types"].append(list(m.publication_types))
-        cols["extra"].append(json.dumps(dict(m.extra), sort_keys=True, ensure_ascii=False) if m.extra else "")
-    return pa.RecordBatch.from_pydict(cols, schema=CHUNK_SCHEMA)
+    """Columnar form of ``chunks`` in ``CHUNK_SCHEMA`` (built column by column from buffers: ``columns``)."""
+    metas = [c.metadata for c in chunks]
+    arrays = [
+        utf8_array([c.chunk_id for c in chunks]),
+        utf8_array([c.doc_id for c in chunks]),
+        utf8_array([c.source for c in chunks]),
+        utf8_array([c.title for c in chunks]),
+        utf8_array([c.section for c in chunks]),
+        utf8_array([c.text for c in chunks]),
+        int32_array([c.position for c in chunks]),
+        utf8_array([m.pmid for m in metas]),
+        utf8_array([m.pmcid for m in metas]),
+        utf8_array([m.doi for m in metas]),
+        utf8_array([m.journal for m in metas]),
+        int32_array([m.year for m in metas]),
+        utf8_list_array([m.mesh for m in metas]),
+        utf8_list_array([m.publication_types for m in metas]),
+        utf8_array([m.url for m in metas]),
+        utf8_array([m.license for m in metas]),
+        utf8_array([m.organization for m in metas]),
+        utf8_array([_extra_json(m.extra) if m.extra else "" for m in metas]),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=CHUNK_SCHEMA)
+
+
+def _extra_json(extra: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(extra), sort_keys=True, ensure_ascii=False)
 
 
 def _row_to_chunk(row: dict[str, Any]) -> Chunk:
