@@ -11,11 +11,11 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
-from typing import cast
+from typing import Any, cast
 
 import pyarrow as pa
 
-__all__ = ["int32_array", "utf8_array", "utf8_list_array"]
+__all__ = ["int32_array", "numpy_array", "to_numpy", "utf8_array", "utf8_list_array"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -66,3 +66,43 @@ def utf8_list_array(values: Sequence[Sequence[str]]) -> pa.Array:
     return pa.Array.from_buffers(
         pa.list_(pa.string()), len(values), [None, pa.py_buffer(array("i", offsets))], children=[child]
     )
+
+
+def numpy_array(values: Any) -> pa.Array:
+    """``pa.array(values)`` for a 1-D numpy bool/int32/int64 array, without the pandas check (copies once)."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(values)
+    if arr.dtype == np.bool_:
+        bits = np.packbits(arr, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(arr), [None, pa.py_buffer(bits.tobytes())])
+    types = {np.dtype(np.int32): pa.int32(), np.dtype(np.int64): pa.int64()}
+    if arr.ndim != 1 or arr.dtype not in types:
+        raise TypeError(f"numpy_array takes a 1-D bool/int32/int64 array, not {arr.dtype} x{arr.ndim}")
+    return pa.Array.from_buffers(types[arr.dtype], len(arr), [None, pa.py_buffer(arr.tobytes())])
+
+
+def to_numpy(values: pa.Array | pa.ChunkedArray, fill: int | None = None) -> Any:
+    """A bool/int32/int64/uint64 Arrow array as numpy, read from its buffers (``to_numpy`` imports pandas).
+
+    Nulls are an error unless ``fill`` is given (their slots then hold ``fill``).
+    """
+    import numpy as np
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    n, offset, data = len(values), values.offset, values.buffers()[1]
+    if values.type == pa.bool_():
+        bits = np.frombuffer(data, dtype=np.uint8) if n else np.zeros(0, np.uint8)
+        out = np.unpackbits(bits, count=offset + n, bitorder="little")[offset:].astype(bool)
+    else:
+        dtypes = {pa.int32(): np.int32, pa.int64(): np.int64, pa.uint64(): np.uint64}
+        if values.type not in dtypes:
+            raise TypeError(f"to_numpy takes bool/int32/int64/uint64 arrays, not {values.type}")
+        dtype = np.dtype(dtypes[values.type])
+        out = np.frombuffer(data, dtype=dtype, count=n, offset=offset * dtype.itemsize) if n else np.zeros(0, dtype)
+    if values.null_count:
+        if fill is None:
+            raise ValueError("to_numpy: the array has nulls and no fill value was given")
+        out = np.where(to_numpy(values.is_valid()), out, fill).astype(out.dtype)
+    return out
