@@ -202,6 +202,16 @@ class FusionConfig:
     #: passage that misses the one rare term naming the drug or disease cannot outrank one that has it
     rare_term_penalty: float = 0.0
     rare_term_df: float = 0.01
+    #: pseudo-relevance feedback inside a hybrid search (``retrieve/prf.py``; a leg searched alone is never
+    #: expanded). BM25 (RM3-style): the ``bm25_feedback_terms`` terms with most BM25 weight in the leg's top
+    #: ``bm25_feedback_docs`` rows join the query with share ``bm25_feedback_weight`` (0 = off). Dense legs
+    #: (Rocchio): ``dense_feedback_weight`` times the mean vector of the leg's top ``dense_feedback_docs`` rows is
+    #: added to the query vector (0 = off)
+    bm25_feedback_weight: float = 0.0
+    bm25_feedback_docs: int = 5
+    bm25_feedback_terms: int = 20
+    dense_feedback_weight: float = 0.0
+    dense_feedback_docs: int = 3
 
     def __post_init__(self) -> None:
         _check(self.method in ("weighted", "rrf"), f"fusion method must be 'weighted' or 'rrf', got {self.method!r}")
@@ -217,6 +227,14 @@ class FusionConfig:
         _check(self.depth >= 1, f"fusion depth must be >= 1, got {self.depth}")
         _check(self.rare_term_penalty >= 0, f"fusion rare_term_penalty must be >= 0, got {self.rare_term_penalty}")
         _check(0 < self.rare_term_df <= 1, f"fusion rare_term_df must be in (0, 1], got {self.rare_term_df}")
+        _check(0 <= self.bm25_feedback_weight < 1,
+               f"fusion bm25_feedback_weight must be in [0, 1), got {self.bm25_feedback_weight}")
+        _check(self.bm25_feedback_docs >= 1, f"fusion bm25_feedback_docs must be >= 1, got {self.bm25_feedback_docs}")
+        _check(self.bm25_feedback_terms >= 1,
+               f"fusion bm25_feedback_terms must be >= 1, got {self.bm25_feedback_terms}")
+        _check(self.dense_feedback_weight >= 0,
+               f"fusion dense_feedback_weight must be >= 0, got {self.dense_feedback_weight}")
+        _check(self.dense_feedback_docs >= 1, f"fusion dense_feedback_docs must be >= 1, got {self.dense_feedback_docs}")
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,10 @@ class BM25Index:
         """
         return self._scorer.sorted_scores(*self._terms(query))
 
+    def weighted_sparse_scores(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``sparse_scores`` of an explicit weighted query: term ids and one float32 weight each."""
+        return self._scorer.sorted_scores(np.asarray(terms, dtype=np.int64), np.asarray(weights, dtype=np.float32))
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row (float32, length ``num_docs``)."""
         rows, vals = self._scorer.score(*self._terms(query))

@@ -19,11 +19,13 @@ import numpy as np
 from ..config import FusionConfig
 from ..errors import ConfigError
 from ..index.manifest import IndexManifest
+from ..index.rows import passage_texts
 from ..ingest.store import Corpus
 from ..types import Hit
 from .base import Filters, check_k, check_query
 from .filters import MaskCache
 from .legs import BM25Leg, DenseLeg
+from .prf import FeedbackBM25Leg, FeedbackDenseLeg
 from .stages import CandidateGenerator, Fusion, Reranker, Rows
 
 __all__ = ["MODES", "HybridRetriever"]
@@ -138,10 +140,25 @@ class HybridRetriever:
         legs = [self.legs[i] for i in self._active]
         if len(legs) == 1:
             return legs[0].top(queries, k, mask)
+        legs = [self._with_feedback(leg) for leg in legs]
         fusion = Fusion(self.fusion, [self.weights[i] for i in self._active])
         depth = fusion.depth(k)
         per_leg = [leg.candidates(queries, depth, mask) for leg in legs]
         return [fusion.fuse(cands, k) for cands in zip(*per_leg, strict=True)]
+
+    def _with_feedback(self, leg: CandidateGenerator) -> CandidateGenerator:
+        """``leg`` with the pseudo-relevance feedback that ``self.fusion`` asks for (fusion only)."""
+        if isinstance(leg, BM25Leg) and self.fusion.bm25_feedback_weight:
+            return FeedbackBM25Leg(leg, self._row_texts, self.fusion)
+        if isinstance(leg, DenseLeg) and self.fusion.dense_feedback_weight:
+            return FeedbackDenseLeg(leg, self.fusion)
+        return leg
+
+    def _row_texts(self, rows: np.ndarray) -> list[str]:
+        """The BM25-indexed text of ``rows`` (the fields the index was built on, joined as at build time)."""
+        fields = list(self.manifest.config.bm25.fields)
+        part = self.corpus.table.select(fields).take(np.asarray(rows, dtype=np.int64)).combine_chunks()
+        return passage_texts(part.to_batches()[0], fields) if part.num_rows else []
 
     def _rerank(self, reranker: Reranker, query: str, rows: np.ndarray, k: int) -> Rows:
         texts = [c.text for c in self.corpus.take(rows.tolist())]

@@ -21,7 +21,7 @@ from ..index.manifest import DenseRecord
 from .fusion import rare_term_missing
 from .stages import Candidates, Rows
 
-__all__ = ["BM25Leg", "DenseLeg"]
+__all__ = ["BM25Leg", "DenseLeg", "exact_scores"]
 
 _QUERY_CACHE = 4096
 
@@ -40,10 +40,10 @@ class BM25Leg:
         for query in queries:
             sparse = self.index.sparse_scores(query)
             rows, scores = top_sparse(sparse, depth, mask)
-            out.append(Candidates(rows, scores, partial(lookup, sparse), partial(self._rare_missing, query)))
+            out.append(Candidates(rows, scores, partial(lookup, sparse), partial(self.rare_missing, query)))
         return out
 
-    def _rare_missing(self, query: str, pool: np.ndarray, max_share: float) -> np.ndarray:
+    def rare_missing(self, query: str, pool: np.ndarray, max_share: float) -> np.ndarray:
         """``fusion.rare_term_missing`` for this query's terms over ``pool``, from the postings."""
         s = self.index.model.scores
         indptr, indices = s["indptr"], s["indices"]
@@ -126,10 +126,10 @@ class DenseLeg:
         vectors = self.encode(queries)
         index = self.index
         return [
-            Candidates(rows, scores, partial(_exact, index, vector))
+            Candidates(rows, scores, partial(exact_scores, index, vector))
             for (rows, scores), vector in zip(self.search(vectors, depth, mask), vectors, strict=True)
         ]
 
 
-def _exact(index: DenseIndex, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def exact_scores(index: DenseIndex, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return row_scores(index.vectors, rows, vector, index.metric)
