@@ -20,6 +20,7 @@ from .evaluation import (
 from .index import (
     ENCODER_BACKENDS,
     ENCODER_PRESETS,
+    PRF_FUSION,
     RERANK_PRESETS,
     BM25Config,
     DenseLegConfig,
@@ -58,7 +59,7 @@ __all__ = [
     "load_profile_file",
     # index
     "AdaptConfig", "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
-    "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
+    "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config", "PRF_FUSION",
     # scale
     "ENGINES", "ScaleConfig",
     # evaluation

@@ -10,7 +10,7 @@ from ._base import _check
 
 __all__ = [
     "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
-    "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config",
+    "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config", "PRF_FUSION",
 ]
 
 _TEXT_FIELDS = ("title", "section", "text")
@@ -190,6 +190,8 @@ class FusionConfig:
     ``"none"``) and summed with ``weights`` = (bm25, dense). ``method="rrf"``: reciprocal rank fusion,
     ``sum(w / (rrf_k + rank))``. Ties break by corpus row (deterministic). The defaults were chosen on the dev
     splits of ``eval/quality_retrieval.py --tune`` (guideline questions + PubMedQA) with the bundled MiniLM.
+    ``PRF_FUSION`` (weights 0.3/0.7 with BM25 and dense feedback) is the NFCorpus-chosen alternative: +0.011
+    NFCorpus test nDCG@10, one PubMedQA test query worse, so not the default (``eval/results/nfcorpus_candidates.md``).
     """
 
     method: str = "weighted"
@@ -235,6 +237,10 @@ class FusionConfig:
         _check(self.dense_feedback_weight >= 0,
                f"fusion dense_feedback_weight must be >= 0, got {self.dense_feedback_weight}")
         _check(self.dense_feedback_docs >= 1, f"fusion dense_feedback_docs must be >= 1, got {self.dense_feedback_docs}")
+
+
+#: the fusion chosen on NFCorpus train/dev (+ guideline/PubMedQA dev); opt-in, see FusionConfig
+PRF_FUSION = FusionConfig(weights=(0.3, 0.7), bm25_feedback_weight=0.3, dense_feedback_weight=0.3)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import medrag
 from medrag.cli import cli
-from medrag.config import DenseLegConfig, EncoderConfig, IndexConfig, RerankConfig, config_to_dict
+from medrag.config import PRF_FUSION, DenseLegConfig, EncoderConfig, IndexConfig, RerankConfig, config_to_dict
 from medrag.errors import ConfigError
 from medrag.ingest.store import write_corpus
 from medrag.retrieve.fusion import rank, union_rows, weighted_fusion
@@ -89,6 +89,20 @@ def test_hybrid_fuses_every_leg(indexes):
         np.testing.assert_allclose([h.score for h in got], scores, rtol=1e-5)
     base = medrag.load_index(indexes / "base")
     assert any(_hits(legged, q) != _hits(base, q) for q in QUERIES)  # the leg takes part
+
+
+def test_feedback_applies_to_every_leg_in_fusion_only(indexes):
+    """PRF_FUSION expands the BM25 leg (RM3) and both dense legs (Rocchio) inside hybrid search; a leg searched
+    alone is the plain query."""
+    legged = medrag.load_index(indexes / "legged")
+    prf = legged.with_options(fusion=PRF_FUSION)
+    for q in QUERIES:
+        hits = prf.search(q, k=5)
+        assert len(hits) == 5 and all(hits[i].score >= hits[i + 1].score for i in range(4))
+    assert any(_hits(prf, q) != _hits(legged, q) for q in QUERIES)
+    for mode in ("bm25", "dense", "tiny"):
+        assert [_hits(prf.with_options(mode=mode), q) for q in QUERIES] == \
+            [_hits(legged.with_options(mode=mode), q) for q in QUERIES]
 
 
 def test_unknown_mode_names_the_legs(indexes):
