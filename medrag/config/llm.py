@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from ._base import _check
 from .profiles import MODEL_PROFILES, PROMPT_STYLES, ModelProfile, StageBudgets
 
-LLM_BACKENDS = ("llamacpp", "openai", "vllm")
+LLM_BACKENDS = ("transformers", "llamacpp", "openai", "vllm")
 OPENAI_ENDPOINTS = ("auto", "chat", "completions")
 
 
@@ -24,6 +24,9 @@ class LLMConfig:
     flight), ``api_key_env`` (name of the environment variable holding the key; unset = no key sent),
     ``endpoint`` (``auto`` = chat for chat profiles, completions for completion profiles).
     vLLM: ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``.
+    transformers (GGUF through torch, the packaged default): ``n_ctx``, ``n_threads`` (torch CPU threads;
+    None = torch's default), ``cache_dir`` (where converted GGUFs are kept; None = ``$MEDRAG_CACHE_DIR`` or
+    ``~/.cache/medrag``).
     ``seed`` applies to every backend that supports it.
     """
 
@@ -44,6 +47,7 @@ class LLMConfig:
     max_model_len: int | None = None
     dtype: str = "auto"
     seed: int = 0
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.n_ctx >= 256, f"n_ctx must be >= 256, got {self.n_ctx}")

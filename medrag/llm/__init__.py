@@ -1,13 +1,13 @@
 """Language-model backends behind one protocol.
 
 >>> from medrag.llm import load_llm, GenerationParams
->>> llm = load_llm()                                   # offline: packaged Gemma 3 270M via llama.cpp
+>>> llm = load_llm()                                   # offline: packaged Gemma 3 270M via transformers
 >>> [g.text for g in llm.generate(["Question: ...\\nAnswer:"], GenerationParams(max_tokens=32))]
 
 ``load_llm(spec, profile=None, config=None, **overrides)``:
 
-* ``spec``: ``None``/``"default"``, ``"llamacpp:/path/model.gguf"``, ``"openai:http://127.0.0.1:8000/v1#model"``,
-  ``"vllm:org/model"`` (see :mod:`medrag.llm.spec`).
+* ``spec``: ``None``/``"default"``, ``"transformers:/path/model.gguf"``, ``"llamacpp:/path/model.gguf"``,
+  ``"openai:http://127.0.0.1:8000/v1#model"``, ``"vllm:org/model"`` (see :mod:`medrag.llm.spec`).
 * ``profile``: a :class:`~medrag.config.ModelProfile`, a name from ``MODEL_PROFILES`` or a ``.json`` file;
   default ``tiny-base`` for the packaged model, ``reasoning`` for a model you name.
 * ``overrides``: fields of :class:`~medrag.config.LLMConfig` (``n_threads=2``, ``parallel=2``,
@@ -30,8 +30,10 @@ from typing import Any
 from ..config import LLMConfig, ModelProfile
 from ..errors import ConfigError
 from .base import LLM, BaseLLM, ChatMessage, Generation, GenerationParams, Prompt
-from .llamacpp import LlamaCppLLM, packaged_model_path
+from .llamacpp import LlamaCppLLM
+from .packaged import PACKAGED_MODEL_LABEL, packaged_model_path
 from .spec import DEFAULT_SPEC, SPEC_HELP, LLMSpec, parse_spec, resolve_profile
+from .transformers_gguf import TransformersLLM
 from .vllm_backend import VLLMBackend
 
 __all__ = [
@@ -60,9 +62,12 @@ def load_llm(spec: str | None = None, *, profile: str | ModelProfile | None = No
     parsed = parse_spec(spec)
     cfg = _with_overrides(config or LLMConfig(), overrides)
     prof = resolve_profile(profile, parsed)
-    if parsed.backend == "llamacpp":
+    if parsed.backend == "transformers":
         if parsed.is_default:
-            return LlamaCppLLM(packaged_model_path(), prof, cfg, name="default (Gemma 3 270M, llama.cpp)")
+            return TransformersLLM(packaged_model_path(), prof, cfg,
+                                   name=f"default ({PACKAGED_MODEL_LABEL}, transformers)")
+        return TransformersLLM(parsed.model or "", prof, cfg)
+    if parsed.backend == "llamacpp":
         return LlamaCppLLM(parsed.model or "", prof, cfg)
     if parsed.backend == "openai":
         from .openai_http import OpenAILLM  # deferred: httpx

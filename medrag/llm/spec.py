@@ -2,8 +2,9 @@
 
 ::
 
-    None / "default"                          packaged Gemma 3 270M GGUF via llama.cpp (profile tiny-base)
-    "llamacpp:/path/model.gguf"               any GGUF via llama-cpp-python (CPU)
+    None / "default"                          packaged Gemma 3 270M GGUF via transformers (profile tiny-base)
+    "transformers:/path/model.gguf"           a GGUF of an architecture transformers supports (torch, CPU)
+    "llamacpp:/path/model.gguf"               any GGUF via llama-cpp-python (CPU; extra ``llamacpp``)
     "openai:http://127.0.0.1:8000/v1#model"   any OpenAI-compatible server (vllm serve, llama.cpp server, …);
                                               without "#model" the server's only model is used
     "vllm:org/model"                          in-process vLLM (GPU), a hub id or a local folder
@@ -25,11 +26,13 @@ from ..errors import ConfigError
 __all__ = ["LLMSpec", "parse_spec", "resolve_profile", "DEFAULT_SPEC", "DEFAULT_PROFILE", "SPEC_HELP"]
 
 DEFAULT_SPEC = "default"
+DEFAULT_BACKEND = "transformers"  # the packaged GGUF runs from wheels; see medrag.llm.transformers_gguf
 DEFAULT_PROFILE = "tiny-base"
 NAMED_MODEL_PROFILE = "reasoning"
 
 SPEC_HELP = (
     "LLM spec: 'default' (offline Gemma 3 270M, evidence only), 'llamacpp:/path/model.gguf', "
+    "'transformers:/path/model.gguf', "
     "'openai:http://host:port/v1#model', or 'vllm:org/model'"
 )
 
@@ -58,7 +61,7 @@ class LLMSpec:
 def parse_spec(spec: str | None) -> LLMSpec:
     """Parse a spec string; ConfigError with the accepted forms when it is malformed."""
     if spec is None or spec.strip() in ("", DEFAULT_SPEC):
-        return LLMSpec("llamacpp", None, is_default=True)
+        return LLMSpec(DEFAULT_BACKEND, None, is_default=True)
     backend, sep, rest = spec.strip().partition(":")
     if not sep or backend not in LLM_BACKENDS or not rest.strip():
         raise ConfigError(f"bad --llm spec {spec!r}; expected {SPEC_HELP}")

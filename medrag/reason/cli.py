@@ -24,7 +24,7 @@ __all__ = ["ask", "parse_option_args", "parse_budget_args", "save_trace", "rende
 _HELP = """Answer a medical QUESTION from the index, with citations you can check.
 
 \b
-IMPORTANT: the offline default model (Gemma 3 270M, llama.cpp) is a tiny base model. It can phrase search
+IMPORTANT: the offline default model (Gemma 3 270M, transformers) is a tiny base model. It can phrase search
 queries but cannot answer medical questions faithfully, so with it `ask` shows the most relevant retrieved
 evidence (verbatim quotes with PMID/DOI/source) instead of an answer. Real answers need an 8B medical
 reasoning model, served by vLLM on a GPU or any OpenAI-compatible server:

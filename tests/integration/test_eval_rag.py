@@ -1,4 +1,4 @@
-"""`medrag eval rag` end to end with the real offline model (packaged Gemma 3 270M via llama.cpp)."""
+"""`medrag eval rag` end to end with the real offline model (packaged Gemma 3 270M via transformers)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The llama.cpp backend with the real packaged Gemma 3 270M GGUF (short generations only)."""
+"""The llama.cpp backend (users' own GGUFs; extra ``llamacpp``) on the packaged Gemma 3 270M GGUF, short
+generations only."""
 
 from __future__ import annotations
 
@@ -16,9 +17,15 @@ PROMPT = "Question: Which organ produces insulin?\nAnswer:"
 SHORT = GenerationParams(max_tokens=8, stop=("\n",))
 
 
+def _spec() -> str:
+    from medrag.llm.packaged import packaged_model_path
+
+    return f"llamacpp:{packaged_model_path()}"
+
+
 @pytest.fixture(scope="module")
 def llm():
-    model = load_llm(None, n_threads=2, n_ctx=1024)
+    model = load_llm(_spec(), profile="tiny-base", n_threads=2, n_ctx=1024)
     yield model
     model.close()
 
@@ -50,9 +57,7 @@ def test_profile_template_renders_and_continues():
     profile = ModelProfile(name="t", chat_template="{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
                                                   "{% if add_generation_prompt %}assistant:{% endif %}",
                            think_open=None, think_close=None)
-    from medrag.llm.llamacpp import packaged_model_path
-
-    llm = load_llm(f"llamacpp:{packaged_model_path()}", profile=profile, n_ctx=512, n_threads=2)
+    llm = load_llm(_spec(), profile=profile, n_ctx=512, n_threads=2)
     try:
         msgs = [{"role": "user", "content": "Name an organ."}, {"role": "assistant", "content": " The"}]
         assert llm.render(msgs) == "user: Name an organ.\nassistant: The"
@@ -62,7 +67,7 @@ def test_profile_template_renders_and_continues():
 
 
 def test_instance_pool_runs_a_batch_concurrently_in_order():
-    pool = load_llm(None, parallel=2, n_threads=1, n_ctx=512)
+    pool = load_llm(_spec(), profile="tiny-base", parallel=2, n_threads=1, n_ctx=512)
     try:
         prompts = [PROMPT, "Question: Which organ pumps blood?\nAnswer:", PROMPT]
         out = pool.generate(prompts, SHORT)

@@ -15,7 +15,7 @@ from medrag.llm.base import apply_stops, check_prompts, fold_system, merge_stops
 
 
 def test_parse_spec_forms():
-    assert parse_spec(None).is_default and parse_spec("default").backend == "llamacpp"
+    assert parse_spec(None).is_default and parse_spec("default").backend == "transformers"
     s = parse_spec("llamacpp:/m/x.gguf")
     assert (s.backend, s.model, s.is_default) == ("llamacpp", "/m/x.gguf", False)
     s = parse_spec("openai:http://127.0.0.1:8000/v1/#org/model-8b")

@@ -22,6 +22,12 @@ def _split(extras: str, *flags: str) -> list[str]:
     return out.stdout.split()
 
 
+def test_default_extras_need_no_compiler():
+    specs = _split("default")
+    assert any(s.startswith("transformers") for s in specs) and any(s.startswith("gguf") for s in specs)
+    assert not any(s.startswith("llama-cpp-python") for s in specs)
+
+
 def test_other_extras_never_include_the_llama_runtime():
     specs = _split("all,test")
     assert specs and not any(s.startswith("llama-cpp-python") for s in specs)
@@ -31,7 +37,8 @@ def test_other_extras_never_include_the_llama_runtime():
 
 def test_llm_only_keeps_the_runtime_with_its_own_extras():
     assert _split("all,test", "--llm-only") == ["llama-cpp-python>=0.3", "llama-cpp-python[server]>=0.3"]
-    assert _split("default", "--llm-only") == ["llama-cpp-python>=0.3"]
+    assert _split("default", "--llm-only") == []  # the default extras compile nothing
+    assert _split("llamacpp", "--llm-only") == ["llama-cpp-python>=0.3"]
     assert _split("dense", "--llm-only") == []
 
 
