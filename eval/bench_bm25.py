@@ -15,7 +15,7 @@ Both sides answer the same queries over the same index and return documents:
 Rounds are interleaved (every configuration once per round) and the median of ``--rounds`` is reported,
 with medrag ÷ bm25s ratios per round (the machine may be shared: ratios are what carries over).
 ``--curve`` measures ``search()`` latency end to end (tokenisation → ``Hit`` with text and metadata) at each
-size, for docs/scaling.md.
+size, and its two parts apart (BM25 scoring, fetching the k hits), for docs/scaling.md.
 
     python eval/bench_bm25.py --sizes 100000 1000000 --queries 1000 --rounds 3
     python eval/bench_bm25.py --curve 10000 100000 1000000 2000000
