@@ -2,6 +2,11 @@
 
     python eval/nfcorpus_grid.py base    # legs, shipped fusion, weights / pool / normalisation / doc-level / aggregation
     python eval/nfcorpus_grid.py rare    # rare-term penalty (FusionConfig.rare_term_penalty / rare_term_df)
+    python eval/nfcorpus_grid.py k1b     # BM25 k1 / b (index rebuilt in memory: nfcorpus_bm25lab.py)
+    python eval/nfcorpus_grid.py title   # title / section field weighting
+    python eval/nfcorpus_grid.py prf     # RM3 on BM25, Rocchio on MiniLM query vectors (FusionConfig.*_feedback_*)
+    python eval/nfcorpus_grid.py combo   # RM3 x Rocchio x weights x rare-term penalty
+    python eval/nfcorpus_grid.py final   # the chosen combination (PRF_FUSION) on train / dev
 
 Train = a seeded 400-query sample of NFCorpus train; dev = all 324; test only for the legs and the shipped fusion.
 """
@@ -52,4 +57,59 @@ elif what == "rare":
         miss = L.rare_missing(bm25, lab.texts, lab.legs["bm25"].shape[1], df)
         for p in (0.25, 0.5, 1.0):
             ev(f"shipped + rare penalty {p} df{df}", lambda r: L.chunk_fusion(lab, r, {"bm25": .4, "minilm": .6}, depth=300, missing=miss, penalty=p))
+elif what in ("k1b", "title", "prf", "combo", "final"):
+    from nfcorpus_bm25lab import BM25Lab, scores
+    cache = Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab"))
+    (corpus_dir,) = sorted((cache / "eval-cache" / "corpora").glob("nfcorpus-*"))
+    bl = BM25Lab(corpus_dir)
+    Q = bl.query_matrix(lab.texts)
+    H = {"bm25": .4, "minilm": .6}
+    hyb = lambda sc, w=H, **kw: (lambda r: L.chunk_fusion(lab, r, w, depth=300, scores=sc, **kw))
+    alone = lambda S: (lambda r: np.maximum.reduceat(S[r], lab.starts, axis=1))
+    sub = np.concatenate([splits["train"], splits["dev"]])
+    W = bl.weights()
+    def rm3(fd, ft, w):
+        S = lab.legs["bm25"].copy()
+        S[sub] = L.rm3_scores(W, bl, [lab.texts[i] for i in sub], S[sub], fb_docs=fd, fb_terms=ft, weight=w)
+        return S
+    index_dir = next((cache / "eval-cache" / "indexes").glob("nfcorpus-*/dense")).parent
+    V = np.load(index_dir / "dense" / "vectors.npy")
+    def roc(fd, beta):
+        D = lab.legs["minilm"].copy()
+        D[sub] = L.rocchio_scores(D[sub], V, fb_docs=fd, beta=beta)
+        return D
+    if what == "k1b":
+        for k1 in (0.9, 1.2, 1.5, 2.0):
+            for b in (0.5, 0.75, 0.9, 1.0):
+                S = scores(Q, bl.weights(k1=k1, b=b))
+                ev(f"bm25 k1={k1} b={b} alone", alone(S)); ev(f"hybrid k1={k1} b={b}", hyb({"bm25": S}))
+    elif what == "title":
+        for tw, sw in ((2, 1), (3, 1), (2, 2), (0.5, 1), (1, 0)):
+            S = scores(Q, bl.weights(tw=tw, sw=sw))
+            ev(f"bm25 title x{tw} section x{sw} alone", alone(S)); ev(f"hybrid title x{tw} section x{sw}", hyb({"bm25": S}))
+    elif what == "prf":
+        for fd, ft, w in ((10, 10, .3), (10, 10, .5), (5, 20, .3), (20, 20, .3)):
+            S = rm3(fd, ft, w)
+            ev(f"bm25+rm3 docs{fd} terms{ft} w{w} alone", alone(S)); ev(f"hybrid bm25+rm3 docs{fd} terms{ft} w{w}", hyb({"bm25": S}))
+        for fd, beta in ((3, 0.3), (5, 0.5), (10, 0.5), (5, 1.0)):
+            D = roc(fd, beta)
+            ev(f"minilm+rocchio docs{fd} beta{beta} alone", alone(D)); ev(f"hybrid minilm+rocchio docs{fd} beta{beta}", hyb({"minilm": D}))
+    else:
+        from medrag.config import BM25Config
+        from medrag.index.bm25 import BM25Index
+        miss = L.rare_missing(BM25Index.load(index_dir / "bm25", BM25Config()), lab.texts, lab.legs["bm25"].shape[1], 0.01)
+        S = rm3(5, 20, .3)
+        if what == "combo":
+            for fd, ft, w in ((3, 20, .3), (5, 10, .3), (5, 30, .3), (5, 20, .2), (5, 20, .4), (10, 20, .3)):
+                ev(f"hybrid bm25+rm3 docs{fd} terms{ft} w{w}", hyb({"bm25": rm3(fd, ft, w)}))
+            for fd, beta in ((3, .3), (5, .5), (5, 1.0)):
+                D = roc(fd, beta)
+                ev(f"hybrid rm3 5/20/.3 + rocchio {fd}/{beta}", hyb({"bm25": S, "minilm": D}))
+                for bw in (.3, .5):
+                    ev(f"hybrid rm3 5/20/.3 + rocchio {fd}/{beta} weights {bw}/{1-bw:.1f}", hyb({"bm25": S, "minilm": D}, w={"bm25": bw, "minilm": 1 - bw}))
+            D = roc(5, .5)
+            for p in (.5, 1.0, 2.0):
+                ev(f"hybrid rm3 5/20/.3 + rocchio 5/.5 + rare penalty {p} df.01", hyb({"bm25": S, "minilm": D}, missing=miss, penalty=p))
+        else:
+            ev("PRF_FUSION: rm3 5/20/.3 + rocchio 3/.3, weights .3/.7", hyb({"bm25": S, "minilm": roc(3, .3)}, w={"bm25": .3, "minilm": .7}))
 print("done", time.time()-t)
