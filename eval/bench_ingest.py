@@ -132,6 +132,7 @@ def _xml_megabytes(path: Path) -> float:
 
 
 MODES = ("ours", "pubmed_parser", "pipeline")
+STARTUP_CITATIONS = 100  # a tiny file: its CPU time is each process's fixed cost (imports, tokenizer load)
 
 
 def main() -> None:
@@ -154,12 +155,15 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"generating inputs in {args.workdir} …", flush=True)
     inputs = {shape: _inputs(args.workdir, args.citations, 1, shape) for shape in args.shapes}
-    runs = []
+    tiny = _inputs(args.workdir, STARTUP_CITATIONS, 1)
+    runs, startup = [], []
     for r in range(args.rounds):  # interleaved: every implementation on every input once per round
         for shape, files in inputs.items():
             print(f"round {r + 1}, {shape}:", flush=True)
             for mode in MODES:
                 runs.append({"input": shape, "round": r, "files": len(files), **_measure(mode, files)})
+        print(f"round {r + 1}, start-up ({STARTUP_CITATIONS} citations):", flush=True)
+        startup += [{"round": r, **_measure(mode, tiny)} for mode in MODES]
     load_after = os.getloadavg()
     machine = {
         "cpus": os.cpu_count(),
@@ -171,7 +175,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     xml_mb = {shape: _xml_megabytes(files[0]) for shape, files in inputs.items()}
     payload = {"citations_per_file": args.citations, "xml_mb": xml_mb, "rounds": args.rounds, "machine": machine,
-               "runs": runs}
+               "runs": runs, "startup": startup}
     (RESULTS / "ingest.json").write_text(json.dumps(payload, indent=2) + "\n")
     (RESULTS / "ingest.md").write_text(_markdown(payload))
     _plot(payload, RESULTS / "ingest.png")
@@ -223,14 +227,23 @@ def _markdown(p: dict) -> str:
     for label in dict.fromkeys(r["input"] for r in p["runs"]):
         lines.append(f"| {label} | {_ratio(p, label, 'ours', 'pubmed_parser'):.2f}× | "
                      f"{_ratio(p, label, 'pipeline', 'pubmed_parser'):.2f}× |")
+    if p.get("startup"):
+        fixed = {mode: statistics.median(r["cpu_s"] for r in p["startup"] if r["mode"] == mode) for mode in MODES}
+        main = {r["mode"]: r["cpu_s"] for r in _median_rows(p) if r["input"] == next(iter(p["xml_mb"]))}
+        lines += ["", f"Start-up: each process's CPU time on a {STARTUP_CITATIONS}-citation file (imports, tokenizer "
+                  "load), median over the rounds, and its share of the first input's CPU time:", "",
+                  "| implementation | start-up CPU s | share |", "|---|---:|---:|"]
+        for mode in MODES:
+            share = f"{fixed[mode] / main[mode]:.0%}" if main.get(mode) else "–"
+            lines.append(f"| {names[mode]} | {fixed[mode]:.2f} | {share} |")
     m = p["machine"]
     lines += [
         "",
         "Ratios are medians of the per-round ratios. What each does: `pubmed-parser` (defaults) returns a dict per "
         "citation with more fields than a chunk needs (authors, affiliations, reference PMIDs, grants, keywords, "
         "chemicals); `medrag parse` extracts what a chunk carries; `medrag ingest` also chunks (exact WordPiece "
-        "sizes: ASCII text is counted from a per-word cache, other text is encoded), writes Arrow shards and the "
-        "manifest.",
+        "sizes from a whitespace split and cached per-word counts; every chunk re-tokenised in the tests), writes "
+        "Arrow shards and the manifest.",
         "",
         f"Machine: {m['cpus']} CPUs, Python {m['python']}, {m['platform']}; load average (1/5/15 min) "
         f"{m['loadavg_before']} before and {m['loadavg_after']} after the run (the machine is shared).",
