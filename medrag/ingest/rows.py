@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from ..types import Chunk, Hit, Metadata
 
-__all__ = ["BatchRows", "RowReader", "TEXT_COLUMNS"]
+__all__ = ["BatchRows", "MemoryRow", "RowReader", "TEXT_COLUMNS", "memory_chunks", "memory_hits", "memory_rows"]
 
 _EMPTY = memoryview(b"")
 _LISTS = ("mesh", "publication_types")
@@ -37,6 +37,10 @@ _NO_METADATA = Metadata()  # frozen: one shared instance for rows without metada
 _META_FIELDS = ("pmid", "pmcid", "doi", "journal", "year", *_LISTS, "url", "license", "organization")
 #: the non-null string columns every record carries (a row's six are read together)
 TEXT_COLUMNS = ("chunk_id", "doc_id", "source", "title", "section", "text")
+
+#: A row held in memory (``Corpus.load_rows``): the six ``TEXT_COLUMNS``, ``position``, its ``Metadata``
+#: (rows without metadata share one empty instance).
+MemoryRow = tuple[str, str, str, str, str, str, int, Metadata]
 
 # Column buffers of one batch: (offsets or values, data, validity bits or None, array offset, child or None).
 Buffers = tuple[Any, Any, Any, int, Any]
@@ -170,6 +174,36 @@ class RowReader:
         values: dict[str, Any] = self.text()
         values.update(position=self.column("position"), metadata=self.metadata())
         return _instances(Chunk, len(self.js), values)
+
+
+def memory_rows(batch: BatchRows) -> list[MemoryRow]:
+    """Every row of ``batch`` decoded once into a ``MemoryRow`` (read like ``RowReader``, so values are equal)."""
+    n = batch.num_rows
+    reader = RowReader([batch] * n, range(n))
+    text = reader.text()
+    columns = [text[name] for name in TEXT_COLUMNS]
+    return list(zip(*columns, reader.column("position"), reader.metadata(), strict=True))
+
+
+def memory_hits(rows: Sequence[MemoryRow], scores: Sequence[float]) -> list[Hit]:
+    """``Hit``s (rank 1..k) from in-memory rows, built through the same slot setters as ``RowReader.hits``."""
+    n = len(rows)
+    if not n:
+        return []
+    chunk_id, doc_id, source, title, section, text, _, metadata = zip(*rows, strict=True)
+    return _instances(Hit, n, {
+        "chunk_id": chunk_id, "doc_id": doc_id, "source": source, "title": title, "section": section,
+        "text": text, "metadata": metadata, "score": scores, "rank": range(1, n + 1),
+    })
+
+
+def memory_chunks(rows: Sequence[MemoryRow]) -> list[Chunk]:
+    """``Chunk``s from in-memory rows (as ``RowReader.chunks``)."""
+    n = len(rows)
+    if not n:
+        return []
+    values = dict(zip((*TEXT_COLUMNS, "position", "metadata"), zip(*rows, strict=True), strict=True))
+    return _instances(Chunk, n, values)
 
 
 def _defaults(cls: type) -> dict[str, Any]:

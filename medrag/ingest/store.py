@@ -31,7 +31,7 @@ from ..errors import CorpusError
 from ..manifest import MANIFEST_NAME, fingerprint, read_manifest, sha256_file, write_manifest
 from ..types import Chunk, Hit, Metadata
 from .columns import int32_array, utf8_array, utf8_list_array
-from .rows import BatchRows, RowReader
+from .rows import BatchRows, MemoryRow, RowReader, memory_chunks, memory_hits, memory_rows
 
 __all__ = [
     "CORPUS_FORMAT_VERSION",
@@ -345,6 +345,26 @@ class Corpus:
         self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self._start_list: list[int] = self._starts.tolist()
         self._readers: list[BatchRows | None] = [None] * len(self._batches)
+        self._memory: list[MemoryRow] | None = None  # every row decoded (``load_rows``), else None: mmap
+
+    def load_rows(self) -> None:
+        """Decode every row once into Python values held in memory (``rows="memory"`` of ``load_index``).
+
+        ``take``/``hits`` then build records from them instead of decoding from the memory-mapped shards:
+        faster per query, at the cost of the whole corpus' text in RAM (see docs/scaling.md). Idempotent.
+        """
+        if self._memory is not None:
+            return
+        memory: list[MemoryRow] = []
+        with corrupt_data_is_an_error():
+            for b in range(len(self._batches)):
+                memory.extend(memory_rows(BatchRows(self._batches[b])))
+        self._memory = memory
+
+    @property
+    def rows(self) -> str:
+        """Where records are read from: ``"memory"`` after ``load_rows``, else ``"mmap"``."""
+        return "mmap" if self._memory is None else "memory"
 
     # -- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -402,6 +422,8 @@ class Corpus:
         Costs O(k): each row is located in its record batch (binary search over batch starts) and only
         that row is decoded from the memory-mapped shard buffers (``rows.RowReader``), whatever the corpus size.
         """
+        if self._memory is not None:
+            return memory_chunks(self._held(self._memory, rows))
         reader = self._locate(rows)
         with corrupt_data_is_an_error():
             return reader.chunks()
@@ -409,11 +431,24 @@ class Corpus:
     def hits(self, rows: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> list[Hit]:
         """``Hit``s (rank 1..k) for corpus ``rows`` and their ``scores``, read like ``take``."""
         values = scores.astype(np.float64).tolist() if isinstance(scores, np.ndarray) else [float(s) for s in scores]
+        if self._memory is not None:
+            held = self._held(self._memory, rows)
+            if len(values) != len(held):
+                raise ValueError(f"{len(held)} rows but {len(values)} scores")
+            return memory_hits(held, values)
         reader = self._locate(rows)
         if len(values) != len(reader.js):
             raise ValueError(f"{len(reader.js)} rows but {len(values)} scores")
         with corrupt_data_is_an_error():
             return reader.hits(values)
+
+    @staticmethod
+    def _held(memory: list[MemoryRow], rows: Sequence[int] | np.ndarray) -> list[MemoryRow]:
+        wanted = rows.tolist() if isinstance(rows, np.ndarray) else list(rows)
+        if wanted and not (0 <= min(wanted) and max(wanted) < len(memory)):
+            bad = next(r for r in wanted if not 0 <= r < len(memory))
+            raise IndexError(f"row {bad} out of range [0, {len(memory)})")
+        return [memory[r] for r in wanted]
 
     def _locate(self, rows: Sequence[int] | np.ndarray) -> RowReader:
         wanted = rows.tolist() if isinstance(rows, np.ndarray) else list(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 from ..config import FusionConfig, IndexConfig
 from ..errors import ConfigError, IndexFormatError
@@ -57,6 +58,7 @@ def load_index(
     fusion: FusionConfig | None = None,
     reranker: Reranker | None = None,
     threads: int | None = None,
+    rows: Literal["mmap", "memory"] = "mmap",
 ) -> HybridRetriever:
     """Open an index directory (memory-mapped; never writes) and return its ``HybridRetriever``.
 
@@ -65,10 +67,15 @@ def load_index(
     Validates the manifest, file sizes (every sha256 with ``verify=True``) and the corpus fingerprints.
     ``device="cuda"`` runs the query encoders and FAISS on the GPU. ``fusion`` overrides the stored defaults;
     ``reranker`` re-scores the top rows of every search. ``threads``: the cores a ``batch_search`` scores BM25
-    on (None: every core this process may use; 1: the calling thread only).
+    on (None: every core this process may use; 1: the calling thread only). ``rows``: where hits are read
+    from — ``"mmap"`` decodes the k rows of each answer from the memory-mapped shards (little RAM: the default),
+    ``"memory"`` decodes every row once at load and keeps them as Python objects (faster per query at small
+    and mid sizes; costs load time and RAM, see docs/scaling.md).
     """
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+    if rows not in ("mmap", "memory"):
+        raise ConfigError(f"rows must be 'mmap' or 'memory', got {rows!r}")
     root = Path(path)
     manifest = read_index_manifest(root)
     check_versions(root, manifest)
@@ -79,6 +86,8 @@ def load_index(
     bm25 = legs[0]
     if isinstance(bm25, BM25Leg) and bm25.index.num_docs != corpus.num_rows:
         raise IndexFormatError(f"{root}: BM25 holds {bm25.index.num_docs} documents, the corpus {corpus.num_rows}")
+    if rows == "memory":
+        corpus.load_rows()
     if reranker is None and config.rerank is not None:
         reranker = CrossEncoderReranker(config.rerank)
     return HybridRetriever(root, manifest, corpus, legs, weights, fusion or config.fusion, mode, reranker)

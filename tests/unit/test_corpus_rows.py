@@ -82,3 +82,40 @@ def test_ingested_fixtures_read_like_the_slow_path(fixtures_dir, tmp_path):
     rows = list(range(n))[::-1]
     _assert_same(corpus, rows)
     assert any(h.metadata.mesh for h in corpus.hits(rows, [1.0] * n))
+
+
+def _in_memory(corpus: Corpus) -> Corpus:
+    held = Corpus(corpus.paths, corpus.manifests, corpus.table)
+    held.load_rows()
+    assert held.rows == "memory" and corpus.rows == "mmap"
+    return held
+
+
+def test_rows_held_in_memory_equal_the_mmap_path(tmp_path):
+    chunks = _varied(40)
+    corpus = write_corpus(tmp_path / "c", chunks, source="test", shard_rows=7)
+    held = _in_memory(corpus)
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        rows = rng.integers(0, len(chunks), size=int(rng.integers(1, 15))).tolist()
+        scores = rng.random(len(rows))
+        assert held.hits(np.asarray(rows), scores) == corpus.hits(rows, scores)
+        _assert_same(held, rows)
+    assert held.take(list(range(40))) == chunks
+    assert held.hits([], []) == [] and held.take([]) == []
+    for bad in ([40], [-1], [3, 41]):
+        with pytest.raises(IndexError):
+            held.hits(bad, [1.0] * len(bad))
+    with pytest.raises(ValueError):
+        held.hits([1, 2], [1.0])
+
+
+def test_ingested_fixtures_held_in_memory_read_like_the_slow_path(fixtures_dir, tmp_path):
+    ingest("pubmed", [fixtures_dir / "ingest" / "pubmed" / "base.xml"], tmp_path / "pubmed", progress=False)
+    ingest("pmc", [fixtures_dir / "ingest" / "pmc" / "article.nxml"], tmp_path / "pmc", progress=False)
+    ingest("jsonl", [fixtures_dir / "ingest" / "jsonl" / "beir_corpus.jsonl"], tmp_path / "jsonl", progress=False)
+    corpus = Corpus.open_many([tmp_path / "pubmed", tmp_path / "pmc", tmp_path / "jsonl"])
+    held = _in_memory(corpus)
+    rows = list(range(corpus.num_rows))[::-1]
+    _assert_same(held, rows)
+    assert held.hits(rows, [1.0] * len(rows)) == corpus.hits(rows, [1.0] * len(rows))

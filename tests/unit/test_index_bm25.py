@@ -191,3 +191,30 @@ def test_load_index_threads_knob_is_checked():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="threads"):
             load_index("/nonexistent-index", mode="bm25", threads=bad)
+
+
+def test_load_index_rows_memory_answers_like_mmap(tmp_path):
+    """``rows="memory"`` decodes the corpus once at load; every answer equals the memory-mapped default."""
+    from medrag.config import IndexConfig
+    from medrag.errors import ConfigError
+    from medrag.index import build_index
+    from medrag.ingest.store import write_corpus
+    from medrag.retrieve.load import load_index
+    from medrag.types import Chunk, Metadata
+
+    chunks = [Chunk(f"c:{i}#0", f"c:{i}", "test", f"T {i}", "S", text, 0,
+                    Metadata(pmid=str(i), mesh=("Humans",)) if i % 2 else Metadata())
+              for i, text in enumerate(["warfarin bleeding risk", "aspirin héart attack", "warfarin and aspirin",
+                                        "sepsis fluids", "insulin diabetes 糖尿病"])]
+    write_corpus(tmp_path / "c", chunks, source="test", shard_rows=2)
+    build_index([tmp_path / "c"], tmp_path / "i", IndexConfig(dense=False), progress=False)
+    mmap = load_index(tmp_path / "i", mode="bm25")
+    held = load_index(tmp_path / "i", mode="bm25", rows="memory")
+    assert (mmap.corpus.rows, held.corpus.rows) == ("mmap", "memory")
+    queries = ["warfarin", "aspirin heart", "diabetes", "nothing matches"]
+    assert [held.search(q, k=3) for q in queries] == [mmap.search(q, k=3) for q in queries]
+    assert held.batch_search(queries, k=3) == mmap.batch_search(queries, k=3)
+    assert held.search("warfarin", k=3)[0].text
+    for bad in ("disk", "", None):
+        with pytest.raises(ConfigError, match="rows"):
+            load_index(tmp_path / "i", mode="bm25", rows=bad)  # type: ignore[arg-type]
