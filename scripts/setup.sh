@@ -68,8 +68,12 @@ use_uv() {  # sets UV and UV_ARGS, or leaves UV empty (pip fallback)
   export UV_LINK_MODE="${UV_LINK_MODE:-copy}"  # the cache may sit on another filesystem
 }
 
-install() {  # install requirement specs into .venv: uv when available, else pip
-  if [ -n "$UV" ]; then "$UV" pip install "${UV_ARGS[@]}" "$@"; else python -m pip install -q "$@"; fi
+install() {  # install requirement specs into .venv: uv when available (pip if uv fails), else pip
+  if [ -n "$UV" ]; then
+    "$UV" pip install "${UV_ARGS[@]}" "$@" && return 0
+    log "uv failed; retrying with pip"
+  fi
+  python -m pip install -q "$@"
 }
 
 if [ "${1:-}" = "--wait-llm" ]; then wait_llm; exit 0; fi
