@@ -65,7 +65,6 @@ use_uv() {  # sets UV and UV_ARGS, or leaves UV empty (pip fallback)
   for v in $(pip_setting constraint); do UV_ARGS+=(--constraint "$v"); done
   cert="$(pip_setting cert)"
   if [ -n "${cert// /}" ] && [ -z "${SSL_CERT_FILE:-}" ]; then export SSL_CERT_FILE="${cert%% *}"; fi
-  export UV_LINK_MODE="${UV_LINK_MODE:-copy}"  # the cache may sit on another filesystem
 }
 
 install() {  # install requirement specs into .venv: uv when available (pip if uv fails), else pip
