@@ -5,6 +5,8 @@ Both sides answer the same queries over the same index and return documents:
 * **medrag** — ``load_index(..., mode="bm25")``; ``search(q)`` / ``batch_search(qs)`` return ``Hit`` objects with
   text, title and metadata read from the memory-mapped Arrow corpus;
 * **medrag batch_search() 1 thread** — the same with ``load_index(..., threads=1)`` (no second core);
+* **medrag search()/batch_search() rows=memory** — ``load_index(..., rows="memory")``: the corpus decoded once at
+  load and held as Python objects, as bm25s holds its documents (the configuration bm25s' fast path uses);
 * **bm25s fast** — bm25s' documented fast configuration: ``backend="numba"``, the index loaded in memory
   (``mmap=False``, medrag's own saved bm25s files, so scores are identical), a fixed-vocabulary tokenizer
   (medrag's analyzer + the index vocabulary, the same per-query cost as medrag's), ``retrieve(..., corpus=docs)``
@@ -19,6 +21,7 @@ size, and its two parts apart (BM25 scoring, fetching the k hits), for docs/scal
 
     python eval/bench_bm25.py --sizes 100000 1000000 --queries 1000 --rounds 3
     python eval/bench_bm25.py --curve 10000 100000 1000000 2000000
+    python eval/bench_bm25.py --load-cost 100000 1000000   # load time and RAM of rows="mmap" / "memory"
 """
 
 from __future__ import annotations
@@ -127,17 +130,24 @@ def head_to_head(n: int, queries: list[str], rounds: int) -> dict[str, Any]:
     path = index_dir(n)
     retriever = medrag.load_index(path, mode="bm25")  # batches on every core (the default)
     single = medrag.load_index(path, mode="bm25", threads=1)
+    start = time.perf_counter()
+    held = medrag.load_index(path, mode="bm25", rows="memory")
+    held_load_s = time.perf_counter() - start
     fast = Bm25sFast(path, retriever)
     slow = Bm25sSlow(path, fast.docs)
     ours = [[(h.chunk_id, h.score) for h in hits] for hits in retriever.batch_search(queries, k=K)]
+    ours_held = [[(h.chunk_id, h.score) for h in hits] for hits in held.batch_search(queries, k=K)]
+    ours_held_single = [[(h.chunk_id, h.score) for h in held.search(q, k=K)] for q in queries]
     theirs = _ranked(*fast.retrieve(queries))
     slow_ids = _ranked(*slow.retrieve(queries[:200]))
     batches = _batches(queries)
     configs = {
         "medrag search()": lambda: _qps(lambda q: retriever.search(q, k=K), queries),
+        "medrag search() rows=memory": lambda: _qps(lambda q: held.search(q, k=K), queries),
         "bm25s fast single": lambda: _qps(lambda q: fast.retrieve([q]), queries),
         "medrag batch_search()": lambda: _qps(lambda b: retriever.batch_search(b, k=K), batches, BATCH),
         "medrag batch_search() 1 thread": lambda: _qps(lambda b: single.batch_search(b, k=K), batches, BATCH),
+        "medrag batch_search() rows=memory": lambda: _qps(lambda b: held.batch_search(b, k=K), batches, BATCH),
         "bm25s fast batch": lambda: _qps(fast.retrieve, batches, BATCH),
         "bm25s fast batch 2 threads": lambda: _qps(lambda b: fast.retrieve(b, threads=2), batches, BATCH),
         "bm25s slow path single": lambda: _qps(lambda q: slow.retrieve([q]), queries[:200]),
@@ -153,6 +163,10 @@ def head_to_head(n: int, queries: list[str], rounds: int) -> dict[str, Any]:
                                             strict=True)]
     ratios = {
         "single": [a / b for a, b in zip(per_round["medrag search()"], per_round["bm25s fast single"], strict=True)],
+        "single rows=memory": [a / b for a, b in zip(per_round["medrag search() rows=memory"],
+                                                     per_round["bm25s fast single"], strict=True)],
+        "batch rows=memory vs bm25s best of 1/2 threads": [
+            a / b for a, b in zip(per_round["medrag batch_search() rows=memory"], bm25s_best, strict=True)],
         "batch vs bm25s best of 1/2 threads": [a / b for a, b in zip(per_round["medrag batch_search()"], bm25s_best,
                                                                       strict=True)],
         "batch": [a / b for a, b in zip(per_round["medrag batch_search()"], per_round["bm25s fast batch"], strict=True)],
@@ -166,6 +180,9 @@ def head_to_head(n: int, queries: list[str], rounds: int) -> dict[str, Any]:
         "qps_rounds": per_round,
         "ratio_median": {k: statistics.median(v) for k, v in ratios.items()},
         "top10_identical_fast": sum(map(same_top, ours, theirs)) / len(queries),
+        "top10_identical_fast_rows_memory": min(sum(map(same_top, ours_held, theirs)),
+                                                sum(map(same_top, ours_held_single, theirs))) / len(queries),
+        "rows_memory_load_s": held_load_s,
         "top10_identical_slow": sum(map(same_top, ours[:200], slow_ids)) / len(slow_ids),
     }
 
@@ -237,22 +254,62 @@ def take_curve(sizes: list[int], k: int = K, draws: int = 300) -> list[dict[str,
             for n in sizes]
 
 
+_LOAD_PROBE = """
+import json, sys, time
+import medrag
+start = time.perf_counter()
+r = medrag.load_index(sys.argv[1], mode="bm25", rows=sys.argv[2])
+took = time.perf_counter() - start
+r.search("warfarin bleeding", k=10)
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+kb = lambda key: int(status[key].split()[0])
+print(json.dumps({"load_s": took, "rss_mb": kb("VmRSS") / 1024, "rss_anon_mb": kb("RssAnon") / 1024}))
+"""
+
+
+def load_cost(sizes: list[int]) -> list[dict[str, Any]]:
+    """``load_index(mode="bm25")`` time and resident memory with ``rows="mmap"`` / ``"memory"``, each in a fresh
+    process (``RssAnon``: the process' own memory, without the page cache of the memory-mapped files)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = []
+    for n in sizes:
+        row: dict[str, Any] = {"chunks": n}
+        for rows in ("mmap", "memory"):
+            done = subprocess.run([sys.executable, "-c", _LOAD_PROBE, str(index_dir(n)), rows], env=env,
+                                  check=True, capture_output=True, text=True)
+            row[rows] = json.loads(done.stdout.strip().splitlines()[-1])
+        out.append(row)
+    return out
+
+
 def markdown(result: dict[str, Any], command: str) -> str:
     """The head-to-head as a small table (queries/s, median of the rounds; ratios are medians of per-round ratios)."""
     m = result["machine"]
     lines = ["# BM25: medrag `search()`/`batch_search()` vs bm25s at its fastest\n",
              f"`{command}` — {m['cpus']} CPUs, load average {m['loadavg'][0]:.1f} before / "
              f"{m['loadavg_after'][0]:.1f} after (the machine was shared: compare the ratios).\n",
-             "| chunks | medrag search() | bm25s single | ratio | medrag batch_search() (1 thread) | "
+             "bm25s: numba backend, index in memory, fixed vocabulary, returning its in-memory documents. medrag: "
+             "`rows=mmap` (the default) decodes each answer's hits from the memory-mapped Arrow corpus; "
+             "`rows=memory` (`load_index(..., rows=\"memory\")`) decodes the corpus once at load and holds it "
+             "in memory, as bm25s holds its documents.\n",
+             "| chunks | medrag rows | medrag search() | bm25s single | ratio | medrag batch_search() (1 thread) | "
              "bm25s batch 1 / 2 threads | ratio vs bm25s best | top-10 identical |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---:|:--|---:|---:|---:|---:|---:|---:|---:|"]
     for run in result["runs"]:
         q, r = run["qps_median"], run["ratio_median"]
+        theirs = f"{q['bm25s fast single']:,.0f}", f"{q['bm25s fast batch']:,.0f} / {q['bm25s fast batch 2 threads']:,.0f}"
         lines.append(
-            f"| {run['chunks']:,} | {q['medrag search()']:,.0f} | {q['bm25s fast single']:,.0f} | {r['single']:.2f}× | "
-            f"{q['medrag batch_search()']:,.0f} ({q['medrag batch_search() 1 thread']:,.0f}) | "
-            f"{q['bm25s fast batch']:,.0f} / {q['bm25s fast batch 2 threads']:,.0f} | "
+            f"| {run['chunks']:,} | mmap (default) | {q['medrag search()']:,.0f} | {theirs[0]} | {r['single']:.2f}× | "
+            f"{q['medrag batch_search()']:,.0f} ({q['medrag batch_search() 1 thread']:,.0f}) | {theirs[1]} | "
             f"{r['batch vs bm25s best of 1/2 threads']:.2f}× | {run['top10_identical_fast']:.0%} |")
+        if "medrag search() rows=memory" in q:
+            lines.append(
+                f"| {run['chunks']:,} | memory | {q['medrag search() rows=memory']:,.0f} | {theirs[0]} | "
+                f"{r['single rows=memory']:.2f}× | {q['medrag batch_search() rows=memory']:,.0f} | {theirs[1]} | "
+                f"{r['batch rows=memory vs bm25s best of 1/2 threads']:.2f}× | "
+                f"{run['top10_identical_fast_rows_memory']:.0%} |")
     lines.append("\nbm25s' slow path (numpy backend, mmap, `bm25s.tokenize` per query), queries/s: " + ", ".join(
         f"{run['chunks']:,} chunks {run['qps_median']['bm25s slow path single']:,.0f}"
         for run in result["runs"]) + ".")
@@ -266,12 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--curve", type=int, nargs="*", help="latency curve at these sizes instead")
     ap.add_argument("--take-curve", type=int, nargs="*", help="hit materialisation alone at these sizes")
+    ap.add_argument("--load-cost", type=int, nargs="*", help="load time and RAM of rows=mmap/memory at these sizes")
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
     args = ap.parse_args(argv)
     queries = make_queries(args.queries)
     meta = {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.take_curve:
+    if args.load_cost:
+        result = {"load_cost": load_cost(args.load_cost), "machine": meta}
+        name = "bm25_load_cost.json"
+    elif args.take_curve:
         result = {"take_curve": take_curve(args.take_curve), "machine": meta}
         name = "bm25_take_curve.json"
     elif args.curve:
