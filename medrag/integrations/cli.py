@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -42,10 +42,11 @@ def read_api_key(env_name: str | None) -> str | None:
     return key
 
 
-def _load(index: Path, mode: str, device: str, llm_spec: str | None, profile: str | None, no_llm: bool) -> tuple[Any, Any]:
+def _load(index: Path, mode: str, device: str, llm_spec: str | None, profile: str | None, no_llm: bool,
+          rows: Literal["mmap", "memory"] = "mmap") -> tuple[Any, Any]:
     from ..retrieve.load import load_index  # deferred: pyarrow (via medrag.retrieve.load)
 
-    retriever = load_index(index, mode=mode, device=device)
+    retriever = load_index(index, mode=mode, device=device, rows=rows)
     if no_llm:
         return retriever, None
 
@@ -70,6 +71,9 @@ def _common(fn: Any) -> Any:
         click.option("--profile", default=None, help="Model profile (tiny-base, chat, reasoning, chat-untrusted, or .json)."),
         click.option("--no-llm", is_flag=True, help="Load no LLM: search only (ask answers 503 / is not offered)."),
         click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] for the query encoder and FAISS."),
+        click.option("--rows", type=click.Choice(["mmap", "memory"]), default="mmap", show_default=True,
+                     help="Where hits are read from: the memory-mapped corpus, or every row decoded into RAM at "
+                          "load (faster hits, ~1.5 GB per 1M chunks; see docs/index.md)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -105,7 +109,8 @@ def _common(fn: Any) -> Any:
               show_default=True, help="Seconds an idle keep-alive connection stays open.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True, help="uvicorn log level.")
-def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_llm: bool, device: str, host: str,
+def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_llm: bool, device: str,
+          rows: Literal["mmap", "memory"], host: str,
           port: int, api_key_env: str | None, max_k: int, max_batch: int, max_body_bytes: int,
           search_timeout: float, ask_timeout: float, ask_concurrency: int, cors_origins: tuple[str, ...],
           allowed_hosts: tuple[str, ...], read_timeout: float, keep_alive_timeout: float, log_level: str) -> None:
@@ -131,7 +136,7 @@ def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_
                     "index. Use --api-key-env NAME (and TLS in front) for non-local access.", fg="yellow", err=True)
     from .server import create_app, uvicorn_options  # deferred: fastapi, uvicorn
 
-    retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm)
+    retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm, rows)
     try:
         app = create_app(retriever, llm, cfg, api_key=api_key, index_label=str(index))
         click.echo(f"medrag serving {index} ({retriever.corpus.num_rows} chunks, mode {mode}; "
@@ -144,7 +149,8 @@ def serve(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_
 
 @click.command("mcp")
 @_common
-def mcp(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_llm: bool, device: str) -> None:
+def mcp(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_llm: bool, device: str,
+        rows: Literal["mmap", "memory"]) -> None:
     """Run an MCP tool server over stdio with the tools `search` and `ask`.
 
     
@@ -155,7 +161,7 @@ def mcp(index: Path, mode: str, llm_spec: str | None, profile: str | None, no_ll
     """
     from .mcp_server import build_mcp_server, run_stdio  # deferred: pydantic (via .schemas)
 
-    retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm)
+    retriever, llm = _load(index, mode, device, llm_spec, profile, no_llm, rows)
     try:
         run_stdio(build_mcp_server(retriever, llm, ServeConfig()))
     finally:

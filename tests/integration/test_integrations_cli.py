@@ -22,7 +22,7 @@ def test_help_lists_endpoints_and_tools() -> None:
     runner = CliRunner()
     serve = runner.invoke(cli, ["serve", "--help"])
     assert serve.exit_code == 0
-    for text in ("/search", "/batch_search", "/ask", "/health", "--api-key-env", "--max-body-bytes", "Loopback"):
+    for text in ("/search", "/batch_search", "/ask", "/health", "--api-key-env", "--max-body-bytes", "Loopback", "--rows"):
         assert text in serve.output
     mcp = runner.invoke(cli, ["mcp", "--help"])
     assert mcp.exit_code == 0 and "stdio" in mcp.output and "search" in mcp.output
@@ -56,12 +56,12 @@ def _free_port() -> int:
 
 
 def test_serve_subprocess_end_to_end(integrations_index: Path) -> None:
-    """``medrag serve`` as users run it (BM25 mode, no LLM, API key from the environment)."""
+    """``medrag serve`` as users run it (BM25 mode, rows held in memory, no LLM, API key from the environment)."""
     port = _free_port()
     env = {**os.environ, "MEDRAG_TEST_KEY": "s3cret", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "medrag.cli", "serve", "--index", str(integrations_index), "--mode", "bm25",
-         "--no-llm", "--port", str(port), "--api-key-env", "MEDRAG_TEST_KEY", "--log-level", "warning"],
+         "--rows", "memory", "--no-llm", "--port", str(port), "--api-key-env", "MEDRAG_TEST_KEY", "--log-level", "warning"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     base = f"http://127.0.0.1:{port}"
