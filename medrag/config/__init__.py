@@ -7,7 +7,7 @@ behaviour are stated here explicitly. Each stage's configs live in their own mod
 
 from __future__ import annotations
 
-from ._base import config_to_dict, jsonable
+from ._base import cache_root, config_to_dict, jsonable
 from .adapt import AdaptConfig
 from .evaluation import (
     EXPANSION_METHODS,
@@ -49,6 +49,7 @@ from .scale import ENGINES, ScaleConfig
 from .serve import ServeConfig
 
 __all__ = [
+    "cache_root",
     "config_to_dict",
     "jsonable",
     # ingest

@@ -7,12 +7,14 @@ behaviour are stated here explicitly.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["config_to_dict", "jsonable"]
+__all__ = ["cache_root", "config_to_dict", "jsonable"]
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -32,3 +34,12 @@ def jsonable(value: Any) -> Any:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def cache_root() -> Path:
+    """Where medrag keeps derived assets (ONNX exports, converted GGUF models): ``$MEDRAG_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/medrag``, else ``~/.cache/medrag``."""
+    env = os.environ.get("MEDRAG_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medrag"

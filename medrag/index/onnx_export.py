@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import cache_root
 from ..errors import InputError
 from ..manifest import atomic_write_json, sha256_file
 
@@ -56,12 +57,6 @@ class ModelLayout:
     num_heads: int
     hidden_size: int
 
-
-def cache_root() -> Path:
-    """``$MEDRAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/medrag``, else ``~/.cache/medrag``."""
-    if os.environ.get("MEDRAG_CACHE_DIR"):
-        return Path(os.environ["MEDRAG_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medrag"
 
 
 def _read_json(path: Path) -> Any:

@@ -29,21 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from .._optional import require
-from ..config import LLMConfig, ModelProfile
+from ..config import LLMConfig, ModelProfile, cache_root
 from ..errors import BackendUnavailableError, ConfigError, ContextOverflowError, LLMError
 from .base import BaseLLM, Generation, GenerationParams, Prompt, apply_stops, chat_turns, render_plain
 
-__all__ = ["TransformersLLM", "default_cache_dir", "held_back"]
+__all__ = ["TransformersLLM", "held_back"]
 
 log = logging.getLogger(__name__)
 
-
-def default_cache_dir() -> Path:
-    """``$MEDRAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/medrag``, else ``~/.cache/medrag``."""
-    env = os.environ.get("MEDRAG_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medrag"
 
 
 def held_back(text: str, stops: Sequence[str]) -> tuple[str, bool]:
@@ -144,7 +137,7 @@ class TransformersLLM(BaseLLM):
         src = Path(self.model_path).resolve()
         st = src.stat()
         key = hashlib.sha256(f"{src}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}".encode()).hexdigest()
-        root = Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()
+        root = Path(self.config.cache_dir) if self.config.cache_dir else cache_root()
         return root / "gguf-transformers" / f"{src.stem}-{key[:16]}"
 
     def _load(self) -> tuple[Any, Any]:
