@@ -4,6 +4,9 @@
 # time of each step go to stderr; the last line sums them up with the load average.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Let Python cache the bytecode of .venv's packages: with PYTHONDONTWRITEBYTECODE set (some images and CI
+# runners set it), every step recompiles torch/transformers from source (~11 CPU-s per process).
+unset PYTHONDONTWRITEBYTECODE
 step() { printf '[quickstart %4ss] %s\n' "$SECONDS" "$*" >&2; }
 QUESTION="${1:-Which anticoagulant is recommended for stroke prevention in atrial fibrillation?}"
 load0="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
