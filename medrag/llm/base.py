@@ -9,13 +9,15 @@ all of a round's prompts in one call — and returns one :class:`Generation` per
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..config import ModelProfile
-from ..errors import ConfigError, LLMError
+from ..config import LLMConfig, ModelProfile
+from ..errors import BackendUnavailableError, ConfigError, LLMError
 
 __all__ = [
     "ChatMessage",
@@ -105,6 +107,16 @@ class BaseLLM:
 
     name: str = ""
     profile: ModelProfile
+
+    def _init_local_file(self, model_path: str | os.PathLike[str], profile: ModelProfile, config: LLMConfig | None,
+                         name: str | None, scheme: str) -> None:
+        """Common set-up of a backend that runs a local model file (``scheme:path`` is its default name)."""
+        self.config = config or LLMConfig()
+        self.profile = profile
+        self.model_path = str(model_path)
+        self.name = name or f"{scheme}:{self.model_path}"
+        if not Path(self.model_path).is_file():
+            raise BackendUnavailableError(f"GGUF model file not found: {self.model_path}")
 
     def generate(self, prompts: Sequence[Prompt], params: GenerationParams | None = None) -> list[Generation]:
         batch = check_prompts(prompts)

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 from typing import Any
 
 from .._optional import require
@@ -57,12 +56,7 @@ class LlamaCppLLM(BaseLLM):
 
     def __init__(self, model_path: str | os.PathLike[str], profile: ModelProfile,
                  config: LLMConfig | None = None, *, name: str | None = None) -> None:
-        self.config = config or LLMConfig()
-        self.profile = profile
-        self.model_path = str(model_path)
-        self.name = name or f"llamacpp:{self.model_path}"
-        if not Path(self.model_path).is_file():
-            raise BackendUnavailableError(f"GGUF model file not found: {self.model_path}")
+        self._init_local_file(model_path, profile, config, name, "llamacpp")
         llama_cpp = _import_llama()
         cores = os.cpu_count() or 1
         self.n_threads = self.config.n_threads or cores

@@ -111,12 +111,7 @@ class TransformersLLM(BaseLLM):
 
     def __init__(self, model_path: str | os.PathLike[str], profile: ModelProfile,
                  config: LLMConfig | None = None, *, name: str | None = None) -> None:
-        self.config = config or LLMConfig()
-        self.profile = profile
-        self.model_path = str(model_path)
-        self.name = name or f"transformers:{self.model_path}"
-        if not Path(self.model_path).is_file():
-            raise BackendUnavailableError(f"GGUF model file not found: {self.model_path}")
+        self._init_local_file(model_path, profile, config, name, "transformers")
         self._torch = require("torch", "torch", "llm", "the transformers backend")
         require("transformers", "transformers", "llm", "the transformers backend")
         require("gguf", "gguf", "llm", "reading GGUF files with transformers")
