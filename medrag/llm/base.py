@@ -30,6 +30,7 @@ __all__ = [
     "is_chat",
     "merge_stops",
     "render_plain",
+    "render_prompt",
     "apply_stops",
     "extend_prompt",
 ]
@@ -250,3 +251,19 @@ def extend_prompt(prompt: Prompt, text: str) -> Prompt:
     else:
         msgs.append({"role": "assistant", "content": text})
     return msgs
+
+
+def render_prompt(prompt: Prompt, profile: ModelProfile,
+                  template: Callable[[list[dict[str, str]]], tuple[str, str | None]]) -> str:
+    """The exact text a local model sees: a string as is, a chat list as a plain transcript (completion
+    profiles) or through ``template(turns) -> (text, bos)``; a leading BOS is dropped (tokenizing adds it) and
+    a trailing assistant turn is continued."""
+    if isinstance(prompt, str):
+        return prompt
+    if profile.prompt_style == "completion":
+        return render_plain(prompt)
+    head, cont = chat_turns(prompt, profile)
+    text, bos = template(head)
+    if bos and text.startswith(bos):
+        text = text[len(bos):]
+    return text + (cont or "")

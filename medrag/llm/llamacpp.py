@@ -28,7 +28,7 @@ from ..errors import (
     ContextOverflowError,
     LLMError,
 )
-from .base import BaseLLM, Generation, GenerationParams, Prompt, chat_turns, render_plain
+from .base import BaseLLM, Generation, GenerationParams, Prompt, render_prompt
 from .packaged import packaged_model_path
 
 __all__ = ["LlamaCppLLM", "packaged_model_path"]
@@ -85,17 +85,11 @@ class LlamaCppLLM(BaseLLM):
 
     def render(self, prompt: Prompt) -> str:
         """The exact text the model sees for ``prompt`` (a chat list goes through the chat template)."""
-        if isinstance(prompt, str):
-            return prompt
-        if self.profile.prompt_style == "completion":
-            return render_plain(prompt)
-        head, cont = chat_turns(prompt, self.profile)
+        return render_prompt(prompt, self.profile, self._apply_template)
+
+    def _apply_template(self, turns: list[dict[str, str]]) -> tuple[str, str | None]:
         formatter = self._chat_formatter()
-        text = formatter(messages=head).prompt
-        bos = formatter.bos_token
-        if bos and text.startswith(bos):
-            text = text[len(bos):]  # the BOS token is added when tokenizing
-        return text + (cont or "")
+        return formatter(messages=turns).prompt, formatter.bos_token
 
     def _chat_formatter(self) -> Any:
         with self._template_lock:

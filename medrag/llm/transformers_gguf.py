@@ -31,7 +31,7 @@ from typing import Any
 from .._optional import require
 from ..config import LLMConfig, ModelProfile, cache_root
 from ..errors import BackendUnavailableError, ConfigError, ContextOverflowError, LLMError
-from .base import BaseLLM, Generation, GenerationParams, Prompt, apply_stops, chat_turns, render_plain
+from .base import BaseLLM, Generation, GenerationParams, Prompt, apply_stops, render_prompt
 
 __all__ = ["TransformersLLM", "held_back"]
 
@@ -183,23 +183,17 @@ class TransformersLLM(BaseLLM):
 
     def render(self, prompt: Prompt) -> str:
         """The exact text the model sees for ``prompt`` (a chat list goes through the chat template)."""
-        if isinstance(prompt, str):
-            return prompt
-        if self.profile.prompt_style == "completion":
-            return render_plain(prompt)
-        head, cont = chat_turns(prompt, self.profile)
+        return render_prompt(prompt, self.profile, self._apply_template)
+
+    def _apply_template(self, turns: list[dict[str, str]]) -> tuple[str, str | None]:
         template = self.profile.chat_template or getattr(self._tok, "chat_template", None)
         if not template:
             raise ConfigError(
                 f"{self.model_path} has no chat template and profile {self.profile.name!r} sets none: "
                 "use a completion profile (--profile tiny-base) or give chat_template in a profile file"
             )
-        text = self._tok.apply_chat_template(head, chat_template=template, tokenize=False,
-                                             add_generation_prompt=True)
-        bos = self._tok.bos_token
-        if bos and text.startswith(bos):
-            text = text[len(bos):]  # the BOS token is added when tokenizing
-        return text + (cont or "")
+        text = self._tok.apply_chat_template(turns, chat_template=template, tokenize=False, add_generation_prompt=True)
+        return text, self._tok.bos_token
 
     def _ids(self, prompt: Prompt, max_tokens: int) -> list[int]:
         ids = list(self._tok(self.render(prompt), add_special_tokens=True)["input_ids"])
