@@ -165,9 +165,11 @@ class RowReader:
             values["extra"] = [tuple(sorted(json.loads(e).items())) if e else () for e in self.column("extra")]
         return _instances(Metadata, len(self.js), values)
 
-    def hits(self, scores: Sequence[float]) -> list[Hit]:
+    def hits(self, scores: Sequence[float], ranks: Sequence[int] | None = None) -> list[Hit]:
+        """One ``Hit`` per row with ``scores`` and ``ranks`` (default 1..n)."""
         values: dict[str, Any] = self.text()
-        values.update(score=scores, rank=range(1, len(self.js) + 1), metadata=self.metadata())
+        values.update(score=scores, rank=range(1, len(self.js) + 1) if ranks is None else ranks,
+                      metadata=self.metadata())
         return _instances(Hit, len(self.js), values)
 
     def chunks(self) -> list[Chunk]:
@@ -176,24 +178,47 @@ class RowReader:
         return _instances(Chunk, len(self.js), values)
 
 
+#: held-row columns whose equal values share one object (few distinct values, or repeated by a document's
+#: chunks): less memory, and the objects a batch of hits references stay in cache
+_SHARED = ("doc_id", "source", "title", "section")
+
+
 def memory_rows(batch: BatchRows) -> list[MemoryRow]:
-    """Every row of ``batch`` decoded once into a ``MemoryRow`` (read like ``RowReader``, so values are equal)."""
+    """Every row of ``batch`` decoded once into a ``MemoryRow`` (read like ``RowReader``, so values are equal).
+
+    Equal values of the ``_SHARED`` columns and equal ``Metadata`` are held as one object each."""
     n = batch.num_rows
     reader = RowReader([batch] * n, range(n))
     text = reader.text()
-    columns = [text[name] for name in TEXT_COLUMNS]
-    return list(zip(*columns, reader.column("position"), reader.metadata(), strict=True))
+    columns = [_shared(text[name]) if name in _SHARED else text[name] for name in TEXT_COLUMNS]
+    return list(zip(*columns, reader.column("position"), _shared(reader.metadata()), strict=True))
 
 
-def memory_hits(rows: Sequence[MemoryRow], scores: Sequence[float]) -> list[Hit]:
-    """``Hit``s (rank 1..k) from in-memory rows, built through the same slot setters as ``RowReader.hits``."""
+def _shared(values: Any) -> list[Any]:
+    """``values`` with each run of equal values (and, for few distinct values, every equal value) as one object."""
+    memo: dict[Any, Any] = {}
+    out: list[Any] = []
+    previous: Any = _EMPTY
+    for value in values:
+        if value != previous:
+            previous = memo.setdefault(value, value) if len(memo) < _MEMO else value
+        out.append(previous)
+    return out
+
+
+_MEMO = 4096  # distinct values remembered per batch (beyond them, only runs of equal values are shared)
+
+
+def memory_hits(rows: Sequence[MemoryRow], scores: Sequence[float], ranks: Sequence[int] | None = None) -> list[Hit]:
+    """``Hit``s from in-memory rows, built through the same slot setters as ``RowReader.hits``; ``ranks``
+    (default 1..n) lets one call build the hits of a whole batch of queries."""
     n = len(rows)
     if not n:
         return []
     chunk_id, doc_id, source, title, section, text, _, metadata = zip(*rows, strict=True)
     return _instances(Hit, n, {
         "chunk_id": chunk_id, "doc_id": doc_id, "source": source, "title": title, "section": section,
-        "text": text, "metadata": metadata, "score": scores, "rank": range(1, n + 1),
+        "text": text, "metadata": metadata, "score": scores, "rank": range(1, n + 1) if ranks is None else ranks,
     })
 
 

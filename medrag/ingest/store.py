@@ -442,6 +442,26 @@ class Corpus:
         with corrupt_data_is_an_error():
             return reader.hits(values)
 
+    def hits_many(self, results: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Hit]]:
+        """``[hits(rows, scores) for rows, scores in results]`` (a batch of queries' ranked rows), decoded in
+        one pass: the records of the whole batch are built together, so the per-call cost is paid once."""
+        if len(results) < 2:
+            return [self.hits(rows, scores) for rows, scores in results]
+        counts = [len(rows) for rows, _ in results]
+        if any(len(scores) != n for n, (_, scores) in zip(counts, results, strict=True)):
+            raise ValueError("every result needs one score per row")
+        rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in results])
+        values = np.concatenate([np.asarray(s, dtype=np.float64) for _, s in results]).tolist()
+        ranks = [rank for n in counts for rank in range(1, n + 1)]
+        if self._memory is not None:
+            flat = memory_hits(self._held(self._memory, rows), values, ranks)
+        else:
+            reader = self._locate(rows)
+            with corrupt_data_is_an_error():
+                flat = reader.hits(values, ranks)
+        ends = np.cumsum(counts).tolist()
+        return [flat[end - n: end] for n, end in zip(counts, ends, strict=True)]
+
     @staticmethod
     def _held(memory: list[MemoryRow], rows: Sequence[int] | np.ndarray) -> list[MemoryRow]:
         wanted = rows.tolist() if isinstance(rows, np.ndarray) else list(rows)

@@ -122,8 +122,7 @@ class HybridRetriever:
         cleaned = [check_query(q) for q in queries]
         k = check_k(k)
         mask = self._masks.get(Filters.parse(filters)) if filters is not None else None
-        hits = self.corpus.hits
-        return [hits(rows, scores) for rows, scores in self.search_rows(cleaned, k, mask)]
+        return self.corpus.hits_many(self.search_rows(cleaned, k, mask))
 
     # -- rows and scores ---------------------------------------------------------------------------
     def search_rows(self, queries: Sequence[str], k: int, mask: np.ndarray | None = None) -> list[Rows]:

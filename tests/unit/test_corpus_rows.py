@@ -119,3 +119,38 @@ def test_ingested_fixtures_held_in_memory_read_like_the_slow_path(fixtures_dir, 
     rows = list(range(corpus.num_rows))[::-1]
     _assert_same(held, rows)
     assert held.hits(rows, [1.0] * len(rows)) == corpus.hits(rows, [1.0] * len(rows))
+
+
+def test_hits_many_equals_one_hits_call_per_query(tmp_path):
+    chunks = _varied(40)
+    corpus = write_corpus(tmp_path / "c", chunks, source="test", shard_rows=7)
+    held = _in_memory(corpus)
+    rng = np.random.default_rng(9)
+    results = []
+    for size in (3, 0, 10, 1, 7):  # an empty result keeps its place
+        rows = rng.integers(0, len(chunks), size=size)
+        results.append((rows, rng.random(size).astype(np.float32)))
+    expected = [corpus.hits(rows, scores) for rows, scores in results]
+    for store in (corpus, held):
+        got = store.hits_many(results)
+        assert got == expected
+        assert [[h.rank for h in hits] for hits in got] == [list(range(1, len(r) + 1)) for r, _ in results]
+        assert store.hits_many(results[:1]) == expected[:1] and store.hits_many([]) == []
+        with pytest.raises(ValueError):
+            store.hits_many([results[0], (results[2][0], results[2][1][:3])])
+        with pytest.raises(IndexError):
+            store.hits_many([results[0], (np.array([40]), np.array([1.0]))])
+
+
+def test_held_rows_share_equal_values(tmp_path):
+    """Held rows keep one object per repeated doc id, title, source, section and metadata (memory, cache)."""
+    meta = Metadata(pmid="1", year=2020, mesh=("Heart",))
+    chunks = [Chunk(f"d:{i // 3}#{i % 3}", f"d:{i // 3}", "pubmed", f"Title {i // 3}", "Results", f"text {i}",
+                    i % 3, meta if i < 6 else Metadata(pmid=str(i), year=2020)) for i in range(12)]
+    held = _in_memory(write_corpus(tmp_path / "c", chunks, source="pubmed"))
+    hits = held.hits(list(range(12)), [1.0] * 12)
+    assert [h.chunk_id for h in hits] == [c.chunk_id for c in chunks] and [h.metadata for h in hits] == [
+        c.metadata for c in chunks]
+    assert hits[0].doc_id is hits[2].doc_id and hits[0].title is hits[1].title
+    assert hits[0].source is hits[11].source and hits[0].section is hits[11].section
+    assert hits[0].metadata is hits[5].metadata and hits[6].metadata is not hits[7].metadata
