@@ -7,6 +7,10 @@ Both sides answer the same queries over the same index and return documents:
 * **medrag batch_search() 1 thread** — the same with ``load_index(..., threads=1)`` (no second core);
 * **medrag search()/batch_search() rows=memory** — ``load_index(..., rows="memory")``: the corpus decoded once at
   load and held as Python objects, as bm25s holds its documents (the configuration bm25s' fast path uses);
+* **rows=memory, one Metadata per row** (labelled): the same, with every held row given its own ``Metadata``
+  object. Held rows share equal values (the synthetic corpus' metadata is only a year, so its 100k rows share
+  ~350 ``Metadata`` objects); a corpus with a PMID per document shares only within a document. This row shows
+  the cost when nothing is shared;
 * **bm25s fast** — bm25s' documented fast configuration: ``backend="numba"``, the index loaded in memory
   (``mmap=False``, medrag's own saved bm25s files, so scores are identical), a fixed-vocabulary tokenizer
   (medrag's analyzer + the index vocabulary, the same per-query cost as medrag's), ``retrieve(..., corpus=docs)``
@@ -32,6 +36,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +138,8 @@ def head_to_head(n: int, queries: list[str], rounds: int) -> dict[str, Any]:
     start = time.perf_counter()
     held = medrag.load_index(path, mode="bm25", rows="memory")
     held_load_s = time.perf_counter() - start
+    unshared = medrag.load_index(path, mode="bm25", rows="memory")
+    unshared.corpus._memory = [(*row[:7], replace(row[7])) for row in unshared.corpus._memory]  # a copy per row
     fast = Bm25sFast(path, retriever)
     slow = Bm25sSlow(path, fast.docs)
     ours = [[(h.chunk_id, h.score) for h in hits] for hits in retriever.batch_search(queries, k=K)]
@@ -144,10 +151,13 @@ def head_to_head(n: int, queries: list[str], rounds: int) -> dict[str, Any]:
     configs = {
         "medrag search()": lambda: _qps(lambda q: retriever.search(q, k=K), queries),
         "medrag search() rows=memory": lambda: _qps(lambda q: held.search(q, k=K), queries),
+        "medrag search() rows=memory unshared": lambda: _qps(lambda q: unshared.search(q, k=K), queries),
         "bm25s fast single": lambda: _qps(lambda q: fast.retrieve([q]), queries),
         "medrag batch_search()": lambda: _qps(lambda b: retriever.batch_search(b, k=K), batches, BATCH),
         "medrag batch_search() 1 thread": lambda: _qps(lambda b: single.batch_search(b, k=K), batches, BATCH),
         "medrag batch_search() rows=memory": lambda: _qps(lambda b: held.batch_search(b, k=K), batches, BATCH),
+        "medrag batch_search() rows=memory unshared": lambda: _qps(lambda b: unshared.batch_search(b, k=K), batches,
+                                                                   BATCH),
         "bm25s fast batch": lambda: _qps(fast.retrieve, batches, BATCH),
         "bm25s fast batch 2 threads": lambda: _qps(lambda b: fast.retrieve(b, threads=2), batches, BATCH),
         "bm25s slow path single": lambda: _qps(lambda q: slow.retrieve([q]), queries[:200]),
@@ -167,6 +177,10 @@ def head_to_head(n: int, queries: list[str], rounds: int) -> dict[str, Any]:
                                                      per_round["bm25s fast single"], strict=True)],
         "batch rows=memory vs bm25s best of 1/2 threads": [
             a / b for a, b in zip(per_round["medrag batch_search() rows=memory"], bm25s_best, strict=True)],
+        "single rows=memory unshared": [a / b for a, b in zip(per_round["medrag search() rows=memory unshared"],
+                                                              per_round["bm25s fast single"], strict=True)],
+        "batch rows=memory unshared vs bm25s best of 1/2 threads": [
+            a / b for a, b in zip(per_round["medrag batch_search() rows=memory unshared"], bm25s_best, strict=True)],
         "batch vs bm25s best of 1/2 threads": [a / b for a, b in zip(per_round["medrag batch_search()"], bm25s_best,
                                                                       strict=True)],
         "batch": [a / b for a, b in zip(per_round["medrag batch_search()"], per_round["bm25s fast batch"], strict=True)],
@@ -310,6 +324,12 @@ def markdown(result: dict[str, Any], command: str) -> str:
                 f"{r['single rows=memory']:.2f}× | {q['medrag batch_search() rows=memory']:,.0f} | {theirs[1]} | "
                 f"{r['batch rows=memory vs bm25s best of 1/2 threads']:.2f}× | "
                 f"{run['top10_identical_fast_rows_memory']:.0%} |")
+        if "medrag search() rows=memory unshared" in q:
+            lines.append(
+                f"| {run['chunks']:,} | memory, one Metadata per row | {q['medrag search() rows=memory unshared']:,.0f} | "
+                f"{theirs[0]} | {r['single rows=memory unshared']:.2f}× | "
+                f"{q['medrag batch_search() rows=memory unshared']:,.0f} | {theirs[1]} | "
+                f"{r['batch rows=memory unshared vs bm25s best of 1/2 threads']:.2f}× | |")
     lines.append("\nbm25s' slow path (numpy backend, mmap, `bm25s.tokenize` per query), queries/s: " + ", ".join(
         f"{run['chunks']:,} chunks {run['qps_median']['bm25s slow path single']:,.0f}"
         for run in result["runs"]) + ".")

@@ -7,6 +7,7 @@
     python eval/nfcorpus_grid.py prf     # RM3 on BM25, Rocchio on MiniLM query vectors (FusionConfig.*_feedback_*)
     python eval/nfcorpus_grid.py combo   # RM3 x Rocchio x weights x rare-term penalty
     python eval/nfcorpus_grid.py final   # the chosen combination (PRF_FUSION) on train / dev
+    python eval/nfcorpus_grid.py mpnet   # all-mpnet-base-v2 as a third leg (needs its index: nfcorpus_lab.score_extra_leg)
 
 Train = a seeded 400-query sample of NFCorpus train; dev = all 324; test only for the legs and the shipped fusion.
 """
@@ -22,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1])); sys.path.insert(0,
 import numpy as np
 import nfcorpus_lab as L
 t=time.time()
-lab = L.build_lab(Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab")), {})
+what = sys.argv[1] if len(sys.argv) > 1 else "base"
+lab = L.build_lab(Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab")), {"mpnet": ""} if what == "mpnet" else {})
 splits = {s: lab.split_rows(s) for s in ("train","dev","test")}
 rng = np.random.default_rng(0)
 splits["train"] = np.sort(rng.choice(splits["train"], 400, replace=False))
@@ -34,7 +36,6 @@ def ev(name, fn, sp=("train","dev")):
     res[name] = out
     print(f"{name:55s} " + " ".join(f"{s}={v:.4f}" for s, v in out.items()), flush=True)
     json.dump(res, open(Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab")) / "grid.json", "w"), indent=1)
-what = sys.argv[1] if len(sys.argv) > 1 else "base"
 if what == "base":
     ev("bm25 (doc max)", lambda r: L.leg_only(lab, r, "bm25"), sp=("train","dev","test"))
     ev("minilm (doc max)", lambda r: L.leg_only(lab, r, "minilm"), sp=("train","dev","test"))
@@ -57,7 +58,7 @@ elif what == "rare":
         miss = L.rare_missing(bm25, lab.texts, lab.legs["bm25"].shape[1], df)
         for p in (0.25, 0.5, 1.0):
             ev(f"shipped + rare penalty {p} df{df}", lambda r: L.chunk_fusion(lab, r, {"bm25": .4, "minilm": .6}, depth=300, missing=miss, penalty=p))
-elif what in ("k1b", "title", "prf", "combo", "final"):
+elif what in ("k1b", "title", "prf", "combo", "final", "mpnet"):
     from nfcorpus_bm25lab import BM25Lab, scores
     cache = Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab"))
     (corpus_dir,) = sorted((cache / "eval-cache" / "corpora").glob("nfcorpus-*"))
@@ -78,7 +79,18 @@ elif what in ("k1b", "title", "prf", "combo", "final"):
         D = lab.legs["minilm"].copy()
         D[sub] = L.rocchio_scores(D[sub], V, fb_docs=fd, beta=beta)
         return D
-    if what == "k1b":
+    if what == "mpnet":
+        ev("mpnet alone (doc max)", lambda r: L.leg_only(lab, r, "mpnet"))
+        for wb, wm, wp in ((.4, .6, 0), (.4, 0, .6), (.3, .35, .35), (.4, .3, .3), (.3, .5, .2), (.3, .2, .5), (.2, .4, .4)):
+            ev(f"hybrid bm25/minilm/mpnet {wb}/{wm}/{wp}", hyb(None, w={"bm25": wb, "minilm": wm, "mpnet": wp}))
+        S = rm3(5, 20, .3)
+        D = roc(3, .3)
+        VP = np.load(next((cache).glob("idx-mpnet/dense-mpnet/vectors.npy")))
+        P = lab.legs["mpnet"].copy()
+        P[sub] = L.rocchio_scores(P[sub], VP, fb_docs=3, beta=.3)
+        for wb, wm, wp in ((.3, .7, 0), (.3, .35, .35), (.3, .45, .25), (.2, .4, .4), (.4, .3, .3)):
+            ev(f"PRF (rm3 + rocchio both) bm25/minilm/mpnet {wb}/{wm}/{wp}", hyb({"bm25": S, "minilm": D, "mpnet": P}, w={"bm25": wb, "minilm": wm, "mpnet": wp}))
+    elif what == "k1b":
         for k1 in (0.9, 1.2, 1.5, 2.0):
             for b in (0.5, 0.75, 0.9, 1.0):
                 S = scores(Q, bl.weights(k1=k1, b=b))

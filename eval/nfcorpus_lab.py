@@ -125,6 +125,20 @@ def _score_legs(cache: Path, texts: list[str]) -> None:
     _cached(cache / "lab" / "minilm.npy", lambda: dense.encode(texts) @ vectors.T)
 
 
+def score_extra_leg(cache: Path, name: str, leg_dir: Path, model: str) -> None:
+    """Cache ``lab/<name>.npy``: every query's similarity to every chunk for an extra dense leg whose chunk
+    vectors ``leg_dir/vectors.npy`` were encoded by ``model`` (a sentence-transformers folder)."""
+    from medrag.config import EncoderConfig
+    from medrag.index.encoder import load_encoder
+
+    qrels, split_of = load_qrels(NFCORPUS)
+    queries = {json.loads(x)["_id"]: json.loads(x)["text"] for x in (NFCORPUS / "queries.jsonl").open()}
+    texts = [queries[q] for q in sorted(q for q in qrels if q in queries)]
+    vectors = np.load(leg_dir / "vectors.npy")
+    encoder = load_encoder(EncoderConfig(model=model, max_seq_length=256, backend="torch"))
+    _cached(cache / "lab" / f"{name}.npy", lambda: encoder.encode_queries(texts) @ vectors.T)
+
+
 def _cached(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
     if path.is_file():
         return np.load(path)

@@ -431,16 +431,7 @@ class Corpus:
     def hits(self, rows: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> list[Hit]:
         """``Hit``s (rank 1..k) for corpus ``rows`` and their ``scores``, read like ``take``."""
         values = scores.astype(np.float64).tolist() if isinstance(scores, np.ndarray) else [float(s) for s in scores]
-        if self._memory is not None:
-            held = self._held(self._memory, rows)
-            if len(values) != len(held):
-                raise ValueError(f"{len(held)} rows but {len(values)} scores")
-            return memory_hits(held, values)
-        reader = self._locate(rows)
-        if len(values) != len(reader.js):
-            raise ValueError(f"{len(reader.js)} rows but {len(values)} scores")
-        with corrupt_data_is_an_error():
-            return reader.hits(values)
+        return self._hits(rows, values, None)
 
     def hits_many(self, results: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Hit]]:
         """``[hits(rows, scores) for rows, scores in results]`` (a batch of queries' ranked rows), decoded in
@@ -452,15 +443,21 @@ class Corpus:
             raise ValueError("every result needs one score per row")
         rows = np.concatenate([np.asarray(r, dtype=np.int64) for r, _ in results])
         values = np.concatenate([np.asarray(s, dtype=np.float64) for _, s in results]).tolist()
-        ranks = [rank for n in counts for rank in range(1, n + 1)]
-        if self._memory is not None:
-            flat = memory_hits(self._held(self._memory, rows), values, ranks)
-        else:
-            reader = self._locate(rows)
-            with corrupt_data_is_an_error():
-                flat = reader.hits(values, ranks)
+        flat = self._hits(rows, values, [rank for n in counts for rank in range(1, n + 1)])
         ends = np.cumsum(counts).tolist()
         return [flat[end - n: end] for n, end in zip(counts, ends, strict=True)]
+
+    def _hits(self, rows: Sequence[int] | np.ndarray, values: list[float], ranks: list[int] | None) -> list[Hit]:
+        if self._memory is not None:
+            held = self._held(self._memory, rows)
+            if len(values) != len(held):
+                raise ValueError(f"{len(held)} rows but {len(values)} scores")
+            return memory_hits(held, values, ranks)
+        reader = self._locate(rows)
+        if len(values) != len(reader.js):
+            raise ValueError(f"{len(reader.js)} rows but {len(values)} scores")
+        with corrupt_data_is_an_error():
+            return reader.hits(values, ranks)
 
     @staticmethod
     def _held(memory: list[MemoryRow], rows: Sequence[int] | np.ndarray) -> list[MemoryRow]:
