@@ -47,6 +47,7 @@ class WordCounter:
         specials = [t["content"] for t in spec.get("added_tokens", []) if t.get("content")]
         self._tok = tok
         self._specials = re.compile("|".join(map(re.escape, specials))) if specials else None
+        self._special_starts = tuple(sorted({t[0] for t in specials}))  # a text without them holds no special
         self._vocab = frozenset(model["vocab"])
         self._prefix = model.get("continuing_subword_prefix", "##")
         self._max_chars = int(model.get("max_input_chars_per_word", 100))
@@ -58,9 +59,10 @@ class WordCounter:
 
     def count(self, text: str) -> int | None:
         """Tokens of ``text`` (no special tokens added), or None when the text is left to the tokenizer."""
-        if self._specials is not None and self._specials.search(text):
+        if self._specials is not None and any(c in text for c in self._special_starts) and self._specials.search(text):
             return None
-        if _ASCII_CONTROL.search(text) or (not text.isascii() and not self._countable(text)):
+        # a printable text holds no control character (the C-level check spares most texts the regex scan)
+        if (not text.isprintable() and _ASCII_CONTROL.search(text)) or (not text.isascii() and not self._countable(text)):
             return None
         words = text.split()  # Python's whitespace == BERT's once control characters are excluded
         cache = self._words
