@@ -7,8 +7,8 @@ counts of its whitespace-separated words, and each distinct word needs counting 
 
 ``WordCounter.count`` splits with ``str.split()`` and sums cached per-word counts (two C-level passes over
 the text). A word seen for the first time is cut at BERT's punctuation into pieces, and each distinct piece
-is counted once: ASCII pieces by a WordPiece longest-match walk over the vocabulary (the same greedy
-algorithm as ``tokenizers``' WordPiece model), other pieces by encoding them with the tokenizer.
+is counted once: ASCII pieces (lower-cased as the normaliser would) by the tokenizer's own WordPiece model
+(``Tokenizer.model.tokenize``), other pieces by encoding them with the whole tokenizer.
 
 Each non-ASCII character is classified once by asking the tokenizer's own normaliser and pre-tokeniser how
 it treats it between two letters (kept in the word, a cut such as punctuation or a CJK ideograph, or
@@ -43,14 +43,12 @@ class WordCounter:
     """
 
     def __init__(self, tok: Any, spec: dict[str, Any]) -> None:
-        model, norm = spec["model"], spec.get("normalizer") or {}
+        norm = spec.get("normalizer") or {}
         specials = [t["content"] for t in spec.get("added_tokens", []) if t.get("content")]
         self._tok = tok
         self._specials = re.compile("|".join(map(re.escape, specials))) if specials else None
         self._special_starts = tuple(sorted({t[0] for t in specials}))  # a text without them holds no special
-        self._vocab = frozenset(model["vocab"])
-        self._prefix = model.get("continuing_subword_prefix", "##")
-        self._max_chars = int(model.get("max_input_chars_per_word", 100))
+        self._model = tok.model  # the tokenizer's own WordPiece model: counts ASCII pieces (no normaliser needed)
         self._lower = bool(norm.get("lowercase", True))
         self._words: dict[str, int] = {}  # whitespace-separated word -> tokens
         self._pieces: dict[str, int] = {}  # pre-token (run between punctuation, or one punctuation mark) -> tokens
@@ -122,24 +120,8 @@ class WordCounter:
 
     def _count_piece(self, piece: str) -> int:
         if piece.isascii():
-            return self._wordpiece(piece.lower() if self._lower else piece)
+            return len(self._model.tokenize(piece.lower() if self._lower else piece))
         return len(self._tok.encode(piece, add_special_tokens=False).ids)
-
-    def _wordpiece(self, piece: str) -> int:
-        """Greedy longest-match-first WordPiece, as ``tokenizers``' WordPiece model (ASCII: 1 char = 1 byte)."""
-        if len(piece) > self._max_chars:
-            return 1  # [UNK]
-        vocab, prefix, n = self._vocab, self._prefix, 0
-        start, size = 0, len(piece)
-        while start < size:
-            end = size
-            while end > start and (piece[start:end] if start == 0 else prefix + piece[start:end]) not in vocab:
-                end -= 1
-            if end == start:
-                return 1  # no sub-word matches: the whole pre-token is [UNK]
-            n += 1
-            start = end
-        return n
 
     def _pattern(self, word: str) -> re.Pattern[str]:
         """The piece pattern for a word holding Unicode whitespace-free punctuation (cached per set of marks)."""
