@@ -4,7 +4,8 @@
 ``packaged:`` scheme is resolved here; any other name is a local folder or a hub name). The parts are the files
 ``<name>.zip.001`` … of the distributions in ``PACKAGED_ENCODERS`` (``pip install 'medrag[mpnet]'``); they are
 joined and extracted under ``cache_root()/encoders/<name>`` with a manifest of every extracted file's sha256,
-written last. A folder whose files no longer match their recorded sha256 is never used: it is assembled again.
+written last. A folder whose files no longer match their recorded sha256 is never used: it is assembled again
+(checked once per process).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from ..config import cache_root
@@ -41,7 +43,14 @@ def model_path(name: str) -> str:
     key = name[len(PACKAGED_PREFIX):]
     if key not in PACKAGED_ENCODERS:
         raise InputError(f"unknown packaged encoder {key!r}; known: {', '.join(sorted(PACKAGED_ENCODERS))}")
-    return str(assemble(key, packaged_parts(key), cache_root() / "encoders"))
+    return str(_assembled(key, cache_root() / "encoders"))
+
+
+@lru_cache(maxsize=8)
+def _assembled(key: str, root: Path) -> Path:
+    """``assemble`` once per process and cache folder: loading an encoder resolves its model more than once
+    (the ``auto`` backend probes the folder, then the runtime loads it), and each check hashes every file."""
+    return assemble(key, packaged_parts(key), root)
 
 
 def packaged_parts(key: str) -> list[Path]:

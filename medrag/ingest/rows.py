@@ -39,7 +39,7 @@ _META_FIELDS = ("pmid", "pmcid", "doi", "journal", "year", *_LISTS, "url", "lice
 TEXT_COLUMNS = ("chunk_id", "doc_id", "source", "title", "section", "text")
 
 #: A row held in memory (``Corpus.load_rows``): the six ``TEXT_COLUMNS``, ``position``, its ``Metadata``
-#: (rows without metadata share one empty instance).
+#: (equal values are shared between rows: ``memory_rows``).
 MemoryRow = tuple[str, str, str, str, str, str, int, Metadata]
 
 # Column buffers of one batch: (offsets or values, data, validity bits or None, array offset, child or None).

@@ -71,12 +71,16 @@ def test_batches_without_metadata_share_the_empty_metadata(tmp_path):
         corpus.hits([1, 2], [1.0])
 
 
-def test_ingested_fixtures_read_like_the_slow_path(fixtures_dir, tmp_path):
+def _ingested(fixtures_dir, tmp_path) -> Corpus:
     """Real ingested corpora (PubMed with MeSH lists and nulls, PMC, guideline jsonl) opened together."""
     ingest("pubmed", [fixtures_dir / "ingest" / "pubmed" / "base.xml"], tmp_path / "pubmed", progress=False)
     ingest("pmc", [fixtures_dir / "ingest" / "pmc" / "article.nxml"], tmp_path / "pmc", progress=False)
     ingest("jsonl", [fixtures_dir / "ingest" / "jsonl" / "beir_corpus.jsonl"], tmp_path / "jsonl", progress=False)
-    corpus = Corpus.open_many([tmp_path / "pubmed", tmp_path / "pmc", tmp_path / "jsonl"])
+    return Corpus.open_many([tmp_path / "pubmed", tmp_path / "pmc", tmp_path / "jsonl"])
+
+
+def test_ingested_fixtures_read_like_the_slow_path(fixtures_dir, tmp_path):
+    corpus = _ingested(fixtures_dir, tmp_path)
     n = corpus.num_rows
     assert n > 5
     rows = list(range(n))[::-1]
@@ -111,10 +115,7 @@ def test_rows_held_in_memory_equal_the_mmap_path(tmp_path):
 
 
 def test_ingested_fixtures_held_in_memory_read_like_the_slow_path(fixtures_dir, tmp_path):
-    ingest("pubmed", [fixtures_dir / "ingest" / "pubmed" / "base.xml"], tmp_path / "pubmed", progress=False)
-    ingest("pmc", [fixtures_dir / "ingest" / "pmc" / "article.nxml"], tmp_path / "pmc", progress=False)
-    ingest("jsonl", [fixtures_dir / "ingest" / "jsonl" / "beir_corpus.jsonl"], tmp_path / "jsonl", progress=False)
-    corpus = Corpus.open_many([tmp_path / "pubmed", tmp_path / "pmc", tmp_path / "jsonl"])
+    corpus = _ingested(fixtures_dir, tmp_path)
     held = _in_memory(corpus)
     rows = list(range(corpus.num_rows))[::-1]
     _assert_same(held, rows)
