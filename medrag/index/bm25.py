@@ -262,8 +262,10 @@ class BM25Index:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``search`` for each query (every query is length-checked before any is scored), scored on up to
         ``threads`` cores (None: ``self.threads``, by default all)."""
-        terms = [self._terms(q) for q in queries]
-        return self._scorer.top_many(terms, k, mask, threads or self.threads)
+        if len(queries) == 1:
+            return [self.search(queries[0], k, mask)]
+        starts, terms, weights = self._terms.many(queries)
+        return self._scorer.top_flat(starts, terms, weights, k, mask, threads or self.threads)
 
 
 def top_sparse(

@@ -9,7 +9,8 @@ Bounds (issue 15): a query longer than ``MAX_QUERY_CHARS`` characters is a ``Que
 ``MAX_QUERY_TERMS`` distinct terms are scored (the first ones in query order), so one request's work is
 bounded by that many posting lists.
 
-Batches (``PostingScorer.top_many``) are scored in one kernel call per thread: the batch is cut into
+Query words are resolved to term ids once per distinct word (``QueryTerms``); a batch's terms are kept as one
+flat array. Batches (``PostingScorer.top_flat``) are scored in one kernel call per thread: the batch is cut into
 ``threads`` contiguous parts, one runs on the calling thread and the others on a shared pool; the numba
 kernel releases the GIL, so the parts run on separate cores.
 """
@@ -20,6 +21,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -39,25 +41,67 @@ def check_length(query: str) -> None:
 
 
 class QueryTerms:
-    """Text -> (distinct term ids in first-occurrence order, float32 weights = repeat counts)."""
+    """Text -> (distinct term ids in first-occurrence order, float32 weights = repeat counts).
+
+    A word's term id depends on the word alone (stopword check, stemming, vocabulary lookup: ``analyze``'s
+    rules), so each distinct surface word is resolved once and remembered (``_ids``, at most ``_MAX_WORDS``
+    entries; cleared when full): a query's words are then looked up with one C-level ``map``.
+    """
 
     def __init__(self, tokenizer: BiomedicalTokenizer, vocab: Mapping[str, int]) -> None:
         self.tokenizer = tokenizer
         self.vocab = vocab
+        #: surface word -> term id, or -1 for a stopword or a term the vocabulary lacks
+        self._ids: dict[str, int] = {}
 
     def __call__(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        check_length(query)
-        counts: dict[int, int] = {}
-        vocab = self.vocab
-        for term in self.tokenizer.analyze(query):
-            tid = vocab.get(term)
-            if tid is not None:
-                counts[tid] = counts.get(tid, 0) + 1
-        if len(counts) > MAX_QUERY_TERMS:
-            counts = dict(list(counts.items())[:MAX_QUERY_TERMS])
+        counts = self._counts(query)
         terms = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         weights = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         return terms, weights
+
+    def many(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(starts, terms, weights)``: every query's ``__call__`` concatenated; query ``q``'s terms are
+        ``terms[starts[q]:starts[q + 1]]``. Every query is length-checked before any result is returned."""
+        per_query = [self._counts(q) for q in queries]
+        starts = np.zeros(len(per_query) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, per_query), dtype=np.int64, count=len(per_query)), out=starts[1:])
+        total = int(starts[-1])
+        terms = np.fromiter(chain.from_iterable(per_query), dtype=np.int64, count=total)
+        weights = np.fromiter(chain.from_iterable(c.values() for c in per_query), dtype=np.float32, count=total)
+        return starts, terms, weights
+
+    def _counts(self, query: str) -> dict[int, int]:
+        """Distinct known term ids of ``query`` (first-occurrence order) -> how often each occurs."""
+        check_length(query)
+        words = self.tokenizer._split_normalized(query)
+        found = list(map(self._ids.get, words))
+        ids: list[int] = self._resolve(words) if None in found else found  # type: ignore[assignment]
+        counts: dict[int, int] = {}
+        for i in ids:
+            if i >= 0:
+                counts[i] = counts.get(i, 0) + 1
+        if len(counts) > MAX_QUERY_TERMS:
+            return dict(list(counts.items())[:MAX_QUERY_TERMS])
+        return counts
+
+    def _resolve(self, words: list[str]) -> list[int]:
+        """Term ids of ``words``, resolving (and remembering) the words not seen before."""
+        known = self._ids
+        if len(known) > _MAX_WORDS:
+            known.clear()
+        stopwords, stem, vocab = self.tokenizer.stopwords, self.tokenizer.stem, self.vocab
+        out = []
+        for word in words:
+            tid = known.get(word)
+            if tid is None:
+                found = None if word in stopwords else vocab.get(stem(word) if stem is not None else word)
+                tid = known[word] = -1 if found is None else found
+            out.append(tid)
+        return out
+
+
+_MAX_WORDS = 1 << 16  # distinct query words remembered per index (a few MB at most)
 
 
 class PostingScorer:
@@ -115,14 +159,23 @@ class PostingScorer:
         threads: int | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``top`` of each ``(terms, weights)``, the batch scored on up to ``threads`` cores (None: all)."""
-        kernels = _kernels()
-        n = len(queries)
-        if kernels is None or k > _SMALL_K or n < 2:
-            return [self.top(t, w, k, mask) for t, w in queries]
-        starts = np.zeros(n + 1, dtype=np.int64)
+        starts = np.zeros(len(queries) + 1, dtype=np.int64)
         np.cumsum([t.size for t, _ in queries], out=starts[1:])
         terms = np.concatenate([t for t, _ in queries]) if starts[-1] else np.zeros(0, np.int64)
         weights = np.concatenate([w for _, w in queries]) if starts[-1] else np.zeros(0, np.float32)
+        return self.top_flat(starts, terms, weights, k, mask, threads)
+
+    def top_flat(
+        self, starts: np.ndarray, terms: np.ndarray, weights: np.ndarray, k: int, mask: np.ndarray | None = None,
+        threads: int | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``top_many`` of a batch given flat (``QueryTerms.many``): query ``q``'s terms and weights are
+        ``terms[starts[q]:starts[q + 1]]`` and ``weights[...]``."""
+        kernels = _kernels()
+        n = len(starts) - 1
+        if kernels is None or k > _SMALL_K or n < 2:
+            spans = zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)
+            return [self.top(terms[a:b], weights[a:b], k, mask) for a, b in spans]
         out_rows = np.zeros((n, k), dtype=np.int64)
         out_scores = np.zeros((n, k), dtype=np.float32)
         counts = np.zeros(n, dtype=np.int64)
@@ -139,7 +192,7 @@ class PostingScorer:
         run(cuts[0], cuts[1])
         for future in others:
             future.result()
-        return [(out_rows[q, : counts[q]], out_scores[q, : counts[q]]) for q in range(n)]
+        return [(out_rows[q, :m], out_scores[q, :m]) for q, m in enumerate(counts.tolist())]
 
     def _score_numpy(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts = self.indptr[terms]

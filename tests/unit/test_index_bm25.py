@@ -218,3 +218,32 @@ def test_load_index_rows_memory_answers_like_mmap(tmp_path):
     for bad in ("disk", "", None):
         with pytest.raises(ConfigError, match="rows"):
             load_index(tmp_path / "i", mode="bm25", rows=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("config", [BM25Config(), BM25Config(stemmer=None, hyphens="split", greek="keep")])
+def test_query_terms_remember_words_and_equal_the_analyzer(tmp_path, config, monkeypatch):
+    """Each word's term id is resolved once and remembered (the memory is bounded and cleared when full);
+    the ids and weights always equal the analyzer's terms looked up in the vocabulary, one query or a batch."""
+    from medrag.index import bm25_query
+
+    index = _build(tmp_path, config, [DOCS])
+    tok = BiomedicalTokenizer(config)
+
+    def expected(query: str) -> tuple[list[int], list[float]]:
+        counts: dict[int, int] = {}
+        for term in tok.analyze(query):
+            if term in index.vocab:
+                counts[index.vocab[term]] = counts.get(index.vocab[term], 0) + 1
+        return list(counts), [float(c) for c in counts.values()]
+
+    queries = [*QUERIES, "The stroke, the STROKE and β-blockers", "zzzz of the", "", "Gout gout GOUT 2.0-3.0 mg/dL"]
+    monkeypatch.setattr(bm25_query, "_MAX_WORDS", 4)  # forces clearing between queries
+    for _ in range(2):  # cold, then from the remembered words
+        for query in queries:
+            terms, weights = index.query_terms(query)
+            assert (terms.tolist(), weights.tolist()) == expected(query)
+        starts, terms, weights = index._terms.many(queries)
+        for q, query in enumerate(queries):
+            a, b = starts[q], starts[q + 1]
+            assert (terms[a:b].tolist(), weights[a:b].tolist()) == expected(query)
+    assert len(index._terms._ids) <= 4 + max(len(tok.split(tok.normalize(q))) for q in queries)
