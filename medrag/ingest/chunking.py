@@ -32,14 +32,15 @@ from .wordcount import WordCounter, word_counter_for
 
 __all__ = ["Chunker", "default_tokenizer_path", "split_sentences"]
 
-# Sentence ends: ., ! or ? (optionally followed by a closing quote/bracket) then whitespace, then a
-# capital, digit or opening bracket. Abbreviations are vetoed below.
-_SENT_END = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+# Sentence ends: ., ! or ? (optionally followed by a closing quote/bracket) then whitespace (group 1), then
+# a capital, digit or opening bracket. Abbreviations are vetoed below.
+_SENT_END = re.compile(r"[.!?][\"')\]]*(\s+)(?=[\"'(\[]?[A-Z0-9])")
+_DOT_END = re.compile(r"\.[\"')\]]*(\s+)(?=[\"'(\[]?[A-Z0-9])")  # the same, for a text without ! and ?
 _ABBREV = frozenset(
     "e.g i.e vs al fig figs no nos dr mr mrs ms prof approx ca cf etc st resp ref refs eq eqs vol "
     "inc ltd co jr sr dept univ min max mg ml kg mm cm sp spp var".split()
 )
-_LINE = re.compile(r"[^\n]+")
+_LINE = re.compile(r"\S[^\n]*")  # a line from its first non-whitespace character (blank lines: no match)
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -48,16 +49,20 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     Spans exclude surrounding whitespace; empty lines produce no span.
     """
     spans: list[tuple[int, int]] = []
+    ends = _SENT_END if "!" in text or "?" in text else _DOT_END  # a leading literal scans ~2x faster
     for line in _LINE.finditer(text):
-        start = line.start()
-        for m in _SENT_END.finditer(line.group()):
-            end = line.start() + m.start() + 1
-            word = text[start:end].rsplit(None, 1)[-1].rstrip(".").lower() if text[start:end].strip() else ""
+        start, stop = line.span()
+        for m in ends.finditer(text, start, stop):
+            mark = m.start()
+            # the word the mark closes: the whitespace-free run ending at it (it starts after the last space
+            # before the mark, or later when other whitespace follows that space)
+            word = text[max(text.rfind(" ", start, mark) + 1, start) : mark + 1].rsplit(None, 1)[-1]
+            word = word.rstrip(".").lower()
             if word in _ABBREV or (len(word) == 1 and word.isalpha()):
                 continue
-            _add_span(text, start, line.start() + m.end(), spans)
-            start = line.start() + m.end()
-        _add_span(text, start, line.end(), spans)
+            spans.append((start, m.start(1)))  # from a non-space to the end of the closing marks
+            start = m.end()
+        _add_span(text, start, stop, spans)
     return spans
 
 
@@ -222,14 +227,13 @@ class Chunker:
         (None): an over-long sentence is then encoded on its own (``_sentence_offsets``).
         """
         spans = split_sentences(text)
-        if self._counter is not None:
-            counts = [self._counter.count(text[a:b]) for a, b in spans]
-            if None not in counts:
-                units, t = [], 0
-                for (a, b), n in zip(spans, counts, strict=True):
-                    units.append(_Unit(a, b, t, t + n))  # type: ignore[operator]
-                    t += n  # type: ignore[operator]
-                return units, None
+        counts = self._sentence_counts(text, spans)
+        if counts is not None:
+            units, t = [], 0
+            for (a, b), n in zip(spans, counts, strict=True):
+                units.append(_Unit(a, b, t, t + n))
+                t += n
+            return units, None
         enc = self._tok.encode(text, add_special_tokens=False)
         starts = [a for a, _ in enc.offsets]
         units = []
@@ -238,6 +242,19 @@ class Chunker:
             t1 = bisect.bisect_left(starts, b)
             units.append(_Unit(a, b, t0, t1))
         return units, enc.offsets
+
+    def _sentence_counts(self, text: str, spans: list[tuple[int, int]]) -> list[int] | None:
+        """Exact token counts of the sentences ``spans`` of ``text`` by the ``WordCounter``, or None when there
+        is none or it leaves a sentence to the tokenizer."""
+        counter = self._counter
+        if counter is None:
+            return None
+        counts = counter.count_spans(text, spans)  # the checks run once, on the whole section
+        if counts is not None:
+            return counts
+        each = [counter.count(text[a:b]) for a, b in spans]  # the section is declined; its sentences may not be
+        known = [n for n in each if n is not None]
+        return known if len(known) == len(each) else None
 
     def _sentence_offsets(self, text: str, unit: _Unit) -> tuple[_Unit, list[tuple[int, int]]]:
         """``unit`` re-based on its own encoding, with that encoding's offsets in ``text`` coordinates."""

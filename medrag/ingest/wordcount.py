@@ -6,9 +6,11 @@ punctuation, and WordPiece splits each pre-token on its own. So the token count 
 counts of its whitespace-separated words, and each distinct word needs counting once.
 
 ``WordCounter.count`` splits with ``str.split()`` and sums cached per-word counts (two C-level passes over
-the text). A word seen for the first time is cut at BERT's punctuation into pieces, and each distinct piece
-is counted once: ASCII pieces (lower-cased as the normaliser would) by the tokenizer's own WordPiece model
-(``Tokenizer.model.tokenize``), other pieces by encoding them with the whole tokenizer.
+the text; a cache miss is filled inside the sum); ``count_spans`` counts a section's sentences that way with
+the checks below run once, on the section. A word seen for the first time is cut at BERT's punctuation into
+pieces, and each distinct piece is counted once: ASCII pieces (lower-cased as the normaliser would) by the
+tokenizer's own WordPiece model (``Tokenizer.model.tokenize``), other pieces by encoding them with the whole
+tokenizer.
 
 Each non-ASCII character is classified once by asking the tokenizer's own normaliser and pre-tokeniser how
 it treats it between two letters (kept in the word, a cut such as punctuation or a CJK ideograph, or
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = ["WordCounter", "word_counter_for"]
@@ -50,28 +53,45 @@ class WordCounter:
         self._special_starts = tuple(sorted({t[0] for t in specials}))  # a text without them holds no special
         self._model = tok.model  # the tokenizer's own WordPiece model: counts ASCII pieces (no normaliser needed)
         self._lower = bool(norm.get("lowercase", True))
-        self._words: dict[str, int] = {}  # whitespace-separated word -> tokens
-        self._pieces: dict[str, int] = {}  # pre-token (run between punctuation, or one punctuation mark) -> tokens
+        self._words = _Counts(self._count_word)  # whitespace-separated word -> tokens
+        self._pieces = _Counts(self._count_piece)  # pre-token (run between punctuation, or one mark) -> tokens
         self._kinds: dict[str, int] = {}
         self._patterns: dict[str, re.Pattern[str]] = {}
 
     def count(self, text: str) -> int | None:
         """Tokens of ``text`` (no special tokens added), or None when the text is left to the tokenizer."""
-        if self._specials is not None and any(c in text for c in self._special_starts) and self._specials.search(text):
+        if self._declines(text):
             return None
-        # a printable text holds no control character (the C-level check spares most texts the regex scan)
-        if (not text.isprintable() and _ASCII_CONTROL.search(text)) or (not text.isascii() and not self._countable(text)):
-            return None
-        words = text.split()  # Python's whitespace == BERT's once control characters are excluded
         cache = self._words
-        try:
-            return sum(map(cache.__getitem__, words))
-        except KeyError:
-            if len(cache) > _CACHE_ENTRIES:
-                cache.clear()
-            for word in set(words).difference(cache):
-                cache[word] = self._count_word(word)
-            return sum(map(cache.__getitem__, words))
+        if len(cache) > _CACHE_ENTRIES:
+            cache.clear()
+        # Python's whitespace == BERT's once control characters are excluded; a new word is counted (and
+        # cached) by ``_Counts.__missing__`` inside the one C-level sum
+        return sum(map(cache.__getitem__, text.split()))
+
+    def count_spans(self, text: str, spans: Sequence[tuple[int, int]]) -> list[int] | None:
+        """``[count(text[a:b]) for a, b in spans]`` with the checks run once, on ``text``; None when ``text``
+        is declined (a span of it may still be countable: ask ``count``).
+
+        Every check is one a substring passes when the whole text does (a special token's literal, a control
+        or declined character found in a span is found in the text), so the counts are ``count``'s."""
+        if self._declines(text):
+            return None
+        cache = self._words
+        if len(cache) > _CACHE_ENTRIES:
+            cache.clear()
+        get = cache.__getitem__
+        return [sum(map(get, text[a:b].split())) for a, b in spans]
+
+    def _declines(self, text: str) -> bool:
+        """Whether ``text`` is left to the tokenizer (see the module docstring)."""
+        if self._specials is not None and any(map(text.__contains__, self._special_starts)):
+            if self._specials.search(text):
+                return True
+        # a printable text holds no control character (the C-level check spares most texts the regex scan)
+        if not text.isprintable() and _ASCII_CONTROL.search(text):
+            return True
+        return not text.isascii() and not self._countable(text)
 
     def _countable(self, text: str) -> bool:
         kinds = self._kinds
@@ -107,16 +127,12 @@ class WordCounter:
         return self._tok.normalizer.normalize_str(alnum) == (alnum.lower() if self._lower else alnum)
 
     def _count_word(self, word: str) -> int:
-        pieces = (_PLAIN if word.isascii() else self._pattern(word)).findall(word)
         cache = self._pieces
-        try:
-            return sum(map(cache.__getitem__, pieces))
-        except KeyError:
-            if len(cache) > _CACHE_ENTRIES:
-                cache.clear()
-            for piece in set(pieces).difference(cache):
-                cache[piece] = self._count_piece(piece)
-            return sum(map(cache.__getitem__, pieces))
+        if len(cache) > _CACHE_ENTRIES:
+            cache.clear()
+        if word.isalnum() and word.isascii():  # ASCII letters and digits only: the word is its one piece
+            return cache[word]
+        return sum(map(cache.__getitem__, (_PLAIN if word.isascii() else self._pattern(word)).findall(word)))
 
     def _count_piece(self, piece: str) -> int:
         if piece.isascii():
@@ -136,6 +152,20 @@ class WordCounter:
             marks = re.escape(cut)
             pattern = self._patterns[cut] = re.compile(rf"[^ \t\n\r{_PUNCT}{marks}]+|[{_PUNCT}{marks}]")
         return pattern
+
+
+class _Counts(dict[str, int]):
+    """A cache of counts that fills itself: a missing key is counted by ``fill`` and stored."""
+
+    __slots__ = ("_fill",)
+
+    def __init__(self, fill: Callable[[str], int]) -> None:
+        super().__init__()
+        self._fill = fill
+
+    def __missing__(self, key: str) -> int:
+        n = self[key] = self._fill(key)
+        return n
 
 
 def word_counter_for(tok: Any) -> WordCounter | None:
