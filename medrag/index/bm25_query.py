@@ -74,7 +74,7 @@ class QueryTerms:
     def _counts(self, query: str) -> dict[int, int]:
         """Distinct known term ids of ``query`` (first-occurrence order) -> how often each occurs."""
         check_length(query)
-        words = self.tokenizer._split_normalized(query)
+        words = self.tokenizer.words(query)
         found = list(map(self._ids.get, words))
         ids: list[int] = self._resolve(words) if None in found else found  # type: ignore[assignment]
         counts: dict[int, int] = {}
@@ -101,7 +101,7 @@ class QueryTerms:
         return out
 
 
-_MAX_WORDS = 1 << 16  # distinct query words remembered per index (a few MB at most)
+_MAX_WORDS = 1 << 16  # distinct query words remembered per index (≈ 10 MB at most)
 
 
 class PostingScorer:
@@ -154,23 +154,13 @@ class PostingScorer:
                            _NO_MASK if mask is None else mask, k, rows, scores)
         return rows[:m], scores[:m]
 
-    def top_many(
-        self, queries: Sequence[tuple[np.ndarray, np.ndarray]], k: int, mask: np.ndarray | None = None,
-        threads: int | None = None,
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``top`` of each ``(terms, weights)``, the batch scored on up to ``threads`` cores (None: all)."""
-        starts = np.zeros(len(queries) + 1, dtype=np.int64)
-        np.cumsum([t.size for t, _ in queries], out=starts[1:])
-        terms = np.concatenate([t for t, _ in queries]) if starts[-1] else np.zeros(0, np.int64)
-        weights = np.concatenate([w for _, w in queries]) if starts[-1] else np.zeros(0, np.float32)
-        return self.top_flat(starts, terms, weights, k, mask, threads)
-
     def top_flat(
         self, starts: np.ndarray, terms: np.ndarray, weights: np.ndarray, k: int, mask: np.ndarray | None = None,
         threads: int | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``top_many`` of a batch given flat (``QueryTerms.many``): query ``q``'s terms and weights are
-        ``terms[starts[q]:starts[q + 1]]`` and ``weights[...]``."""
+        """``top`` of each query of a batch given flat (``QueryTerms.many``): query ``q``'s terms and weights are
+        ``terms[starts[q]:starts[q + 1]]`` and ``weights[...]``; the batch is scored on up to ``threads`` cores
+        (None: all)."""
         kernels = _kernels()
         n = len(starts) - 1
         if kernels is None or k > _SMALL_K or n < 2:

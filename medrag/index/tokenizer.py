@@ -124,12 +124,13 @@ class BiomedicalTokenizer:
                 out.append(tok)
         return [t for t in out if len(t) >= self._min] if self._min > 1 else out
 
-    def _split_normalized(self, text: str) -> list[str]:
+    def words(self, text: str) -> list[str]:
+        """Surface words of ``text`` (``split(normalize(text))``): what stopwords and stemming apply to."""
         return self.split(self.normalize(text))
 
     def analyze(self, text: str) -> list[str]:
         """Index terms of ``text``: normalise, split, drop stopwords, stem (duplicates kept)."""
-        words = [w for w in self._split_normalized(text) if w not in self.stopwords]
+        words = [w for w in self.words(text) if w not in self.stopwords]
         if self.stem is None:
             return words
         stem = self.stem
@@ -163,7 +164,7 @@ class TermIds:
 
     def batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, lengths)``: the concatenated term ids of ``texts`` and each text's number of terms."""
-        split = self.tokenizer._split_normalized
+        split = self.tokenizer.words
         docs = [split(t) for t in texts]
         counts = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
         flat = list(chain.from_iterable(docs))

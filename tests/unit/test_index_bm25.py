@@ -246,4 +246,4 @@ def test_query_terms_remember_words_and_equal_the_analyzer(tmp_path, config, mon
         for q, query in enumerate(queries):
             a, b = starts[q], starts[q + 1]
             assert (terms[a:b].tolist(), weights[a:b].tolist()) == expected(query)
-    assert len(index._terms._ids) <= 4 + max(len(tok.split(tok.normalize(q))) for q in queries)
+    assert len(index._terms._ids) <= 4 + max(len(tok.words(q)) for q in queries)
