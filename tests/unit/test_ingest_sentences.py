@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from medrag.ingest.chunking import split_sentences
+from medrag.ingest.chunking import _add_span, split_sentences  # _add_span: unchanged, shared by both
 from medrag.ingest.records import clean_text
 
 _REF_END = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -32,18 +32,10 @@ def _reference_split(text: str) -> list[tuple[int, int]]:
             word = text[start:end].rsplit(None, 1)[-1].rstrip(".").lower() if text[start:end].strip() else ""
             if word in _REF_ABBREV or (len(word) == 1 and word.isalpha()):
                 continue
-            _reference_add(text, start, line.start() + m.end(), spans)
+            _add_span(text, start, line.start() + m.end(), spans)
             start = line.start() + m.end()
-        _reference_add(text, start, line.end(), spans)
+        _add_span(text, start, line.end(), spans)
     return spans
-
-
-def _reference_add(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    piece = text[start:end]
-    stripped = piece.strip()
-    if stripped:
-        lead = len(piece) - len(piece.lstrip())
-        spans.append((start + lead, start + lead + len(stripped)))
 
 
 _TOKENS = [
