@@ -292,7 +292,7 @@ class TransformersEncoder:
         _check_device(config.device)
         name = _model(config.model)
         self.passage = self._load(name)
-        self.query = self._load(config.query_model) if config.query_model else self.passage
+        self.query = self._load(_model(config.query_model)) if config.query_model else self.passage
         self.dim = int(self.passage[1].config.hidden_size)
         if int(self.query[1].config.hidden_size) != self.dim:
             raise InputError(f"query model dimension {self.query[1].config.hidden_size} differs from passage "
