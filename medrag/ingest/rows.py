@@ -5,12 +5,14 @@ that returns ten hits. Here each batch's column buffers (offsets, data, validity
 memoryviews (``BatchRows``), and ``RowReader`` decodes the ``k`` requested rows with no per-value function
 call: a row's six text columns in one step, each metadata column in one comprehension over the rows,
 whatever batch each row lives in. The cost is a few buffer reads per value, independent of the batch and
-corpus size (what remains is mostly memory latency: the rows are scattered over the shard files).
+corpus size. A value is decoded as ``view[a:b].tobytes().decode()``: ``str(view[a:b], "utf-8")`` takes the
+generic codec path and costs about 1.7x as much.
 
-Records (``Hit``, ``Chunk``, ``Metadata``: frozen slotted dataclasses) are filled column by column through
-their slot descriptors (``_instances``), which gives the same objects as calling the constructor at a
-fraction of the cost of a frozen dataclass ``__init__``; metadata is built only for the fields that hold
-something in the rows' batches (a shared empty ``Metadata`` otherwise).
+``Chunk`` and ``Metadata`` (frozen slotted dataclasses) are filled column by column through their slot
+descriptors (``_instances``), which gives the same objects as calling the constructor at a fraction of the
+cost of a frozen dataclass ``__init__``; a ``Hit`` references its row's values as one ``StoredRow`` tuple
+(``Hit.from_rows``). Metadata is built only for the fields that hold something in the rows' batches (a shared
+empty ``Metadata`` otherwise).
 
 Supports the column types of ``CHUNK_SCHEMA``: string, int32 and list<string>.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..types import Chunk, Hit, Metadata
+from ..types import Chunk, Hit, Metadata, StoredRow
 
 __all__ = ["BatchRows", "MemoryRow", "RowReader", "TEXT_COLUMNS", "memory_chunks", "memory_hits", "memory_rows"]
 
@@ -39,8 +41,8 @@ _META_FIELDS = ("pmid", "pmcid", "doi", "journal", "year", *_LISTS, "url", "lice
 TEXT_COLUMNS = ("chunk_id", "doc_id", "source", "title", "section", "text")
 
 #: A row held in memory (``Corpus.load_rows``): the six ``TEXT_COLUMNS``, ``position``, its ``Metadata``
-#: (equal values are shared between rows: ``memory_rows``).
-MemoryRow = tuple[str, str, str, str, str, str, int, Metadata]
+#: (equal values are shared between rows: ``memory_rows``); the layout ``Hit`` references.
+MemoryRow = StoredRow
 
 # Column buffers of one batch: (offsets or values, data, validity bits or None, array offset, child or None).
 Buffers = tuple[Any, Any, Any, int, Any]
@@ -68,7 +70,7 @@ def _buffers(arr: pa.Array) -> Buffers:
 def _strings(parts: Sequence[Buffers], js: Sequence[int]) -> list[str | None]:
     """String values of local rows ``js`` (``parts``: each row's column buffers)."""
     return [
-        str(mv[off[j + base]: off[j + base + 1]], "utf-8")
+        mv[off[j + base]: off[j + base + 1]].tobytes().decode()
         if bits is None or bits[(j + base) >> 3] >> ((j + base) & 7) & 1 else None
         for (off, mv, bits, base, _), j in zip(parts, js, strict=True)
     ]
@@ -91,7 +93,7 @@ def _string_lists(parts: Sequence[Buffers], js: Sequence[int]) -> list[tuple[str
             continue
         coff, cmv, cbits, cbase, _ = child
         out.append(tuple(
-            str(cmv[coff[x + cbase]: coff[x + cbase + 1]], "utf-8")
+            cmv[coff[x + cbase]: coff[x + cbase + 1]].tobytes().decode()
             if cbits is None or cbits[(x + cbase) >> 3] >> ((x + cbase) & 7) & 1 else None  # type: ignore[misc]
             for x in range(off[i], off[i + 1])
         ))
@@ -139,19 +141,29 @@ class RowReader:
         return read(parts, self.js)
 
     def text(self) -> dict[str, Sequence[str]]:
-        """The ``TEXT_COLUMNS`` of every row: the six strings of a row read in one step (no nulls there)."""
+        """The ``TEXT_COLUMNS`` of every row (see ``rows``)."""
         if not all(b.text is not None for b in self.batches):
             return {name: self.column(name) for name in TEXT_COLUMNS}
-        rows = []
-        for b, j in zip(self.batches, self.js, strict=True):
+        columns = list(zip(*self.rows(repeat(0), repeat(None)), strict=False))[:6] if self.js else [()] * 6
+        return dict(zip(TEXT_COLUMNS, columns, strict=True))
+
+    def rows(self, positions: Any = None, metadata: Any = None) -> list[StoredRow]:
+        """Each row as a ``StoredRow``: its six text strings read in one step (no nulls there), then ``positions``
+        and ``metadata`` (default: read from the rows)."""
+        positions = self.column("position") if positions is None else positions
+        metadata = self.metadata() if metadata is None else metadata
+        if not all(b.text is not None for b in self.batches):
+            text = [self.column(name) for name in TEXT_COLUMNS]
+            return list(zip(*text, positions, metadata, strict=False))
+        rows: list[StoredRow] = []
+        for b, j, p, m in zip(self.batches, self.js, positions, metadata, strict=False):
             (o0, m0), (o1, m1), (o2, m2), (o3, m3), (o4, m4), (o5, m5) = b.text  # type: ignore[misc]
             rows.append((
-                str(m0[o0[j]: o0[j + 1]], "utf-8"), str(m1[o1[j]: o1[j + 1]], "utf-8"),
-                str(m2[o2[j]: o2[j + 1]], "utf-8"), str(m3[o3[j]: o3[j + 1]], "utf-8"),
-                str(m4[o4[j]: o4[j + 1]], "utf-8"), str(m5[o5[j]: o5[j + 1]], "utf-8"),
+                m0[o0[j]: o0[j + 1]].tobytes().decode(), m1[o1[j]: o1[j + 1]].tobytes().decode(),
+                m2[o2[j]: o2[j + 1]].tobytes().decode(), m3[o3[j]: o3[j + 1]].tobytes().decode(),
+                m4[o4[j]: o4[j + 1]].tobytes().decode(), m5[o5[j]: o5[j + 1]].tobytes().decode(), p, m,
             ))
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(TEXT_COLUMNS)
-        return dict(zip(TEXT_COLUMNS, columns, strict=True))
+        return rows
 
     def metadata(self) -> list[Metadata] | Any:
         """One ``Metadata`` per row (the shared empty one repeated when the batches hold none)."""
@@ -167,15 +179,10 @@ class RowReader:
 
     def hits(self, scores: Sequence[float], ranks: Sequence[int] | None = None) -> list[Hit]:
         """One ``Hit`` per row with ``scores`` and ``ranks`` (default 1..n)."""
-        values: dict[str, Any] = self.text()
-        values.update(score=scores, rank=range(1, len(self.js) + 1) if ranks is None else ranks,
-                      metadata=self.metadata())
-        return _instances(Hit, len(self.js), values)
+        return Hit.from_rows(self.rows(), scores, range(1, len(self.js) + 1) if ranks is None else ranks)
 
     def chunks(self) -> list[Chunk]:
-        values: dict[str, Any] = self.text()
-        values.update(position=self.column("position"), metadata=self.metadata())
-        return _instances(Chunk, len(self.js), values)
+        return memory_chunks(self.rows())
 
 
 #: held-row columns whose equal values share one object (few distinct values, or repeated by a document's
@@ -210,16 +217,9 @@ _MEMO = 4096  # distinct values remembered per batch (beyond them, only runs of 
 
 
 def memory_hits(rows: Sequence[MemoryRow], scores: Sequence[float], ranks: Sequence[int] | None = None) -> list[Hit]:
-    """``Hit``s from in-memory rows, built through the same slot setters as ``RowReader.hits``; ``ranks``
-    (default 1..n) lets one call build the hits of a whole batch of queries."""
-    n = len(rows)
-    if not n:
-        return []
-    chunk_id, doc_id, source, title, section, text, _, metadata = zip(*rows, strict=True)
-    return _instances(Hit, n, {
-        "chunk_id": chunk_id, "doc_id": doc_id, "source": source, "title": title, "section": section,
-        "text": text, "metadata": metadata, "score": scores, "rank": range(1, n + 1) if ranks is None else ranks,
-    })
+    """``Hit``s referencing in-memory rows (as ``RowReader.hits``); ``ranks`` (default 1..n) lets one call build
+    the hits of a whole batch of queries."""
+    return Hit.from_rows(rows, scores, range(1, len(rows) + 1) if ranks is None else ranks)
 
 
 def memory_chunks(rows: Sequence[MemoryRow]) -> list[Chunk]:
@@ -248,10 +248,10 @@ def _slot_setters(cls: type) -> list[tuple[str, Any]] | None:
     return [(f.name, getattr(cls, f.name).__set__) for f in fields(cls)]
 
 
-_SETTERS = {cls: _slot_setters(cls) for cls in (Hit, Chunk, Metadata)}
-_DEFAULTS = {cls: _defaults(cls) for cls in (Hit, Chunk, Metadata)}
+_SETTERS = {cls: _slot_setters(cls) for cls in (Chunk, Metadata)}
+_DEFAULTS = {cls: _defaults(cls) for cls in (Chunk, Metadata)}
 _FACTORIES = {cls: {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
-              for cls in (Hit, Chunk, Metadata)}
+              for cls in (Chunk, Metadata)}
 
 
 def _instances(cls: Any, n: int, values: dict[str, Any]) -> list[Any]:

@@ -155,3 +155,33 @@ def test_held_rows_share_equal_values(tmp_path):
     assert hits[0].doc_id is hits[2].doc_id and hits[0].title is hits[1].title
     assert hits[0].source is hits[11].source and hits[0].section is hits[11].section
     assert hits[0].metadata is hits[5].metadata and hits[6].metadata is not hits[7].metadata
+
+
+def test_hit_is_a_frozen_value_whether_constructed_or_built_from_stored_rows():
+    import copy
+    import dataclasses
+    import pickle
+
+    meta = Metadata(pmid="7", mesh=("Humans",))
+    made = Hit("d#1", "d", 2.5, 3, "text", "Title", "Methods", "pubmed", meta)
+    row = ("d#1", "d", "pubmed", "Title", "Methods", "text", 1, meta)
+    (built,) = Hit.from_rows([row], [2.5], [3])
+    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
+    assert built._row is row  # referenced, not copied
+    assert Hit(chunk_id="d#1", doc_id="d", score=2.5, rank=3, text="text", title="Title", section="Methods",
+               source="pubmed", metadata=meta) == made
+    assert made != Hit("d#1", "d", 2.5, 4, "text", "Title", "Methods", "pubmed", meta)
+    assert made != Hit("d#1", "d", 2.5, 3, "text", "Title", "Methods", "pubmed")
+    assert (made.chunk_id, made.doc_id, made.source, made.title, made.section, made.text) == row[:6]
+    assert made.to_dict()["metadata"]["mesh"] == ["Humans"] and list(made.to_dict())[:4] == [
+        "chunk_id", "doc_id", "score", "rank"]
+    for name in ("score", "text", "metadata", "other"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, name, 1)
+    assert pickle.loads(pickle.dumps(built)) == made and copy.deepcopy(built) == made
+    match built:
+        case Hit(chunk_id, score=score):
+            assert (chunk_id, score) == ("d#1", 2.5)
+    assert Hit("a", "b", 0.0, 0, "", "", "", "x").metadata == Metadata()
+    with pytest.raises(ValueError, match="1 rows, 2 scores"):
+        Hit.from_rows([row], [1.0, 2.0], [1, 2])
