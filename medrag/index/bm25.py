@@ -1,7 +1,9 @@
 """BM25 on bm25s: a streaming, memory-bounded build and memory-mapped, maskable scoring.
 
 The saved directory is bm25s' own format (``bm25s.BM25.save``: CSC ``data``/``indices``/``indptr`` ``.npy``
-arrays, ``vocab.index.json``, ``params.index.json``), loaded with ``bm25s.BM25.load(mmap=True)``.
+arrays, ``vocab.index.json``, ``params.index.json``), loaded with ``bm25s.BM25.load(mmap=True)``, plus
+medrag's per-term score bounds (``bm25_bounds.BOUNDS_FILE``, for exact top-k pruning; bm25s ignores it),
+memory-mapped too.
 
 The build does not materialise bm25s' list-of-lists of token ids: rows are tokenised batch by batch
 (``TermIds``: each distinct word is stemmed once) and reduced at once to compact (doc, term, tf) arrays;
@@ -23,8 +25,9 @@ import numpy as np
 
 from ..config import BM25Config
 from ..errors import IndexFormatError
+from .bm25_bounds import BoundsAccumulator, load_bounds, write_bounds
 from .bm25_formulas import idf, term_weight
-from .bm25_query import PostingScorer, QueryTerms, top_rows
+from .bm25_query import PostingScorer, QueryTerms, term_bounds, top_rows
 from .tokenizer import BiomedicalTokenizer
 
 __all__ = ["BM25_FILES", "build_bm25", "write_bm25_files", "scored", "BM25Index", "topk", "top_sparse", "lookup"]
@@ -85,12 +88,18 @@ def scored(batch: _Batch, idf_array: np.ndarray, avg_len: float, config: BM25Con
 
 
 def write_bm25_files(out: Path, arrays: dict[str, np.ndarray] | None, vocab: dict[str, int], n_docs: int,
-                     config: BM25Config) -> None:
-    """The bm25s directory layout (``bm25s.BM25.load`` reads it): CSC ``.npy`` arrays (``arrays`` None: the
-    caller writes ``data``/``indices`` itself), ``vocab.index.json``, ``params.index.json``."""
+                     config: BM25Config, *, bounds: np.ndarray | None = None) -> None:
+    """The bm25s directory layout (``bm25s.BM25.load`` reads it): CSC ``.npy`` arrays (``arrays`` without
+    ``data``/``indices``: the caller writes them itself), ``vocab.index.json``, ``params.index.json``; and
+    medrag's ``term_bounds.medrag.npy``: ``bounds``, or (None) ``term_bounds`` of ``arrays``' indptr/data."""
     out.mkdir(parents=True, exist_ok=True)
+    if bounds is None:
+        if not arrays or "data" not in arrays or "indptr" not in arrays:
+            raise ValueError("write_bm25_files: pass the term bounds when the caller writes data itself")
+        bounds = term_bounds(arrays["indptr"], arrays["data"])
     for name, array in (arrays or {}).items():
         np.save(out / f"{name}.csc.index.npy", array, allow_pickle=False)
+    write_bounds(out, bounds)
     (out / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     params = {"k1": config.k1, "b": config.b, "delta": config.delta, "method": config.method,
               "idf_method": config.idf_method or config.method, "dtype": "float32", "int_dtype": "int32",
@@ -99,8 +108,9 @@ def write_bm25_files(out: Path, arrays: dict[str, np.ndarray] | None, vocab: dic
 
 
 def _place(batch: _Batch, first_doc: int, scores: np.ndarray, cursor: np.ndarray,
-           data: np.ndarray, indices: np.ndarray) -> None:
-    """Write one batch's scores into the CSC arrays (counting sort by term; documents stay ascending)."""
+           data: np.ndarray, indices: np.ndarray, bounds: BoundsAccumulator | None = None) -> None:
+    """Write one batch's scores into the CSC arrays (counting sort by term; documents stay ascending); with
+    ``bounds``, gather the per-term maxima of the scores placed."""
     doc = np.repeat(np.arange(first_doc, first_doc + batch.per_doc.size, dtype=np.int32), batch.per_doc)
     order = np.argsort(batch.terms, kind="stable")
     terms = batch.terms[order]
@@ -108,8 +118,11 @@ def _place(batch: _Batch, first_doc: int, scores: np.ndarray, cursor: np.ndarray
     sizes = np.diff(np.r_[starts, terms.size])
     within = np.arange(terms.size) - np.repeat(starts, sizes)
     positions = cursor[terms] + within
-    data[positions] = scores[order]
+    values = scores[order]
+    data[positions] = values
     indices[positions] = doc[order]
+    if bounds is not None and terms.size:
+        bounds.add(terms[starts], starts, values)
     cursor[terms[starts]] += sizes
 
 
@@ -201,7 +214,8 @@ class BM25Index:
     query length is capped, and the cost does not grow with the corpus.
     """
 
-    def __init__(self, model: Any, tokenizer: BiomedicalTokenizer, threads: int | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: BiomedicalTokenizer, threads: int | None = None,
+                 bounds: np.ndarray | None = None) -> None:
         self.model = model
         #: cores a batch is scored on (None: all; ``bm25_query.default_threads``)
         self.threads = threads
@@ -210,7 +224,8 @@ class BM25Index:
         self.num_docs = int(model.scores["num_docs"])
         s = model.scores
         self._terms = QueryTerms(tokenizer, self.vocab)
-        self._scorer = PostingScorer(s["indptr"], s["indices"], s["data"], self.num_docs)
+        #: ``bounds``: the persisted per-term bounds (``bm25_bounds``); None: computed on the first pruned query
+        self._scorer = PostingScorer(s["indptr"], s["indices"], s["data"], self.num_docs, bounds)
 
     @classmethod
     def load(cls, path: str | Path, config: BM25Config, *, mmap: bool = True) -> BM25Index:
@@ -225,7 +240,8 @@ class BM25Index:
         except (OSError, ValueError, KeyError, EOFError) as exc:  # numpy's text would suggest allow_pickle
             raise IndexFormatError(f"{path}: BM25 index is unreadable ({type(exc).__name__}); run `medrag index "
                                    "verify`, then rebuild the index") from None
-        return cls(model, BiomedicalTokenizer(config))
+        bounds = load_bounds(path, int(model.scores["indptr"].shape[0]) - 1)
+        return cls(model, BiomedicalTokenizer(config), bounds=bounds)
 
     def term_ids(self, query: str) -> np.ndarray:
         """Distinct vocabulary ids of the query's terms, in first-occurrence order (unknown terms dropped)."""

@@ -8,8 +8,10 @@ each other, so they can be built one after another (bounded memory) or in parall
 part's terms in its own first-seen order, which reproduces the single-shot build's term ids exactly — computes
 the global document frequencies, idf and average length, and writes the scores straight into memory-mapped
 ``data``/``indices`` arrays, a slice of documents at a time. Anonymous memory is therefore one part (during
-the build) or one slice plus vocabulary-sized arrays (during the merge), never the whole index. The result is
-bm25s' own directory format and equals the single-shot ``build_bm25`` array for array.
+the build) or one slice plus vocabulary-sized arrays (during the merge), never the whole index. The per-term
+score bounds (``bm25_bounds``) are gathered slice by slice as the scores are placed, so ``data`` is not read
+back. The result is bm25s' own directory format (plus the bounds file) and equals the single-shot
+``build_bm25`` file for file.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..config import BM25Config
 from ..errors import IndexFormatError
 from ..manifest import atomic_write_json
 from .bm25 import _Batch, _idf, _place, _Postings, scored, write_bm25_files
+from .bm25_bounds import BoundsAccumulator
 from .tokenizer import BiomedicalTokenizer
 
 __all__ = ["PartBuilder", "build_part", "merge_parts", "build_bm25_in_parts", "PART_DONE"]
@@ -146,14 +149,16 @@ def merge_parts(part_dirs: Sequence[str | Path], out: str | Path, config: BM25Co
     cursor = indptr[:-1].copy()
     data = _open_npy(out / ".data.tmp.npy", np.float32, nonzeros)
     indices = _open_npy(out / ".indices.tmp.npy", np.int32, nonzeros)
-    scoring = {"idf": idf, "config": config, "avg_len": (total_length / n_docs) if n_docs else 1.0}
+    bounds = BoundsAccumulator(len(vocab))  # gathered as scores are placed: data is not read back
+    scoring = {"idf": idf, "config": config, "avg_len": (total_length / n_docs) if n_docs else 1.0,
+               "bounds": bounds}
     first_doc = 0
     for part_dir, remap in zip(parts, remaps, strict=True):
         arrays = _load_part(part_dir)[1]
         first_doc = _place_part(arrays, remap, first_doc, scoring, cursor, data, indices)
     data.flush()
     indices.flush()
-    write_bm25_files(out, {"indptr": indptr}, vocab, n_docs, config)
+    write_bm25_files(out, {"indptr": indptr}, vocab, n_docs, config, bounds=bounds.result())
     del data, indices
     os.replace(out / ".data.tmp.npy", out / "data.csc.index.npy")
     os.replace(out / ".indices.tmp.npy", out / "indices.csc.index.npy")
@@ -180,7 +185,7 @@ def _place_part(arrays: dict[str, np.ndarray], remap: np.ndarray, first_doc: int
         batch = _Batch(remap[arrays["terms"][lo:hi]], np.asarray(arrays["tfs"][lo:hi]), per_doc[d0:d1],
                        np.asarray(arrays["lengths"][d0:d1]))
         _place(batch, first_doc + d0, scored(batch, scoring["idf"], scoring["avg_len"], config), cursor, data,
-               indices)
+               indices, scoring["bounds"])
     return first_doc + per_doc.size
 
 

@@ -8,7 +8,8 @@ the cost of a query is its postings plus a top-k over the rows they touched, wha
 Top-k queries on large corpora are pruned (exact MaxScore, ``_bm25_prune``: results identical to the
 exhaustive kernel): once the top k is full, rows holding only terms whose bounds cannot reach it are not scored,
 and those terms' postings are read only in row windows that have candidates. The per-term bounds it needs are
-computed in memory on first use (``PostingScorer.bounds``).
+written by every build (``bm25_bounds``) and memory-mapped; for an index without them they are computed in
+memory on first use (``PostingScorer.bounds``).
 
 Bounds (issue 15): a query longer than ``MAX_QUERY_CHARS`` characters is a ``QueryError``; at most
 ``MAX_QUERY_TERMS`` distinct terms are scored (the first ones in query order), so one request's work is
@@ -34,7 +35,8 @@ import numpy as np
 from ..errors import QueryError
 from .tokenizer import BiomedicalTokenizer
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "QueryTerms", "PostingScorer", "top_rows", "default_threads"]
+__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "QueryTerms", "PostingScorer", "top_rows", "term_bounds",
+           "default_threads"]
 
 MAX_QUERY_CHARS = 100_000
 MAX_QUERY_TERMS = 1024
@@ -112,23 +114,27 @@ _MAX_WORDS = 1 << 16  # distinct query words remembered per index (≈ 10 MB at 
 class PostingScorer:
     """Sparse BM25 scores from the CSC arrays (``indptr``, ``indices``, ``data``) of a bm25s index."""
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, num_docs: int) -> None:
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, num_docs: int,
+                 bounds: np.ndarray | None = None) -> None:
         # plain ndarray views of the (memory-mapped) arrays: memmap subclass slicing is slower
         self.indptr = np.asarray(indptr)
         self.indices = np.asarray(indices)
         self.data = np.asarray(data)
         self.num_docs = num_docs
         self._local = threading.local()
-        self._ub: np.ndarray | None = None  # per-term bounds for pruning (``bounds``), computed on first use
+        # per-term bounds for pruning (``bounds``): given (persisted, ``bm25_bounds``) or computed on first use;
+        # kept read-only either way, so the numba kernels see one array type
+        self._ub: np.ndarray | None = None if bounds is None else _read_only(bounds)
         self._ub_lock = threading.Lock()
 
     def bounds(self) -> np.ndarray:
-        """``term_bounds`` of this index (computed once, on first use; in memory only)."""
+        """``term_bounds`` of this index: the bounds given (persisted with the index), else computed once, on
+        first use (in memory only)."""
         ub = self._ub
         if ub is None:
             with self._ub_lock:
                 if self._ub is None:
-                    self._ub = term_bounds(self.indptr, self.data)
+                    self._ub = _read_only(term_bounds(self.indptr, self.data))
                 ub = self._ub
         return ub
 
@@ -288,6 +294,7 @@ _KERNELS: list[Any] = []
 _SMALL_K = 64  # the fused numba top-k keeps a sorted array of k: used up to this k
 _NO_MASK = np.zeros(0, dtype=bool)
 _NO_BOUNDS = np.zeros(0, dtype=np.float64)
+_NO_BOUNDS.flags.writeable = False
 # MaxScore (``_bm25_prune``, exact) is used by the fused path (k <= _SMALL_K) for a query of 2.._PRUNE_MAX_TERMS
 # terms with at least _PRUNE_MIN_POSTINGS postings in all, on a corpus of at least _PRUNE_MIN_DOCS rows; else
 # the exhaustive kernel. Measured (synthetic medical corpora, 2-5 term queries, k=10): at 10k and 30k rows the
@@ -299,6 +306,13 @@ _PRUNE_MAX_TERMS = 32
 _MIN_PART = 8  # queries per thread below which a batch is not split
 _POOL: list[ThreadPoolExecutor] = []
 _POOL_LOCK = threading.Lock()
+
+
+def _read_only(bounds: np.ndarray) -> np.ndarray:
+    """A read-only float64 ndarray view of ``bounds`` (a memory-mapped file's, or computed)."""
+    view = np.asarray(bounds, dtype=np.float64).view()
+    view.flags.writeable = False
+    return view
 
 
 def default_threads() -> int:

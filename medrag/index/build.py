@@ -4,7 +4,7 @@ Layout of an index directory::
 
     indexes/default/
       manifest.json            # written last, atomically; its absence means the build is incomplete
-      bm25/                    # bm25s files (CSC arrays, vocab, params)
+      bm25/                    # bm25s files (CSC arrays, vocab, params) + term_bounds.medrag.npy (medrag's)
       dense/vectors.npy        # float32 (rows, dim), row i = corpus row i
       dense/vectors.json       # what the vectors were encoded with (lets a rebuild skip encoding)
       dense/faiss.index        # FAISS index by factory string (or dense/faiss-NNN.index: FaissConfig.shards)
@@ -31,6 +31,7 @@ from ..ingest.store import Corpus
 from ..manifest import MANIFEST_NAME, atomic_write_json, fingerprint, sha256_file
 from ..scale.ray_engine import ray_session
 from .bm25 import BM25_FILES, build_bm25
+from .bm25_bounds import BOUNDS_FILE
 from .bm25_parts import build_bm25_in_parts, merge_parts
 from .dense import encode_to_shards, merge_shards, pending_shards, prepare_shard_dir, shard_paths
 from .encoder import encoder_spec, load_encoder
@@ -260,7 +261,7 @@ def build_index(
     started = time.perf_counter()
     with _session(scale):
         sparse = _build_sparse(corpus, out, config, scale, progress)
-        files = [f"{BM25_DIR}/{name}" for name in BM25_FILES]
+        files = [f"{BM25_DIR}/{name}" for name in (*BM25_FILES, BOUNDS_FILE)]
         dense, legs = None, []
         if config.dense:
             dense = _build_dense(corpus, out, config.encoder, config.faiss, scale, progress,

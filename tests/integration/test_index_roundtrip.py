@@ -84,7 +84,8 @@ def test_manifest_records_what_the_index_is(built):
     assert runtime == ("onnx-export" if "onnxruntime" in m.versions else "torch")
     assert set(m.files) == {
         "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy",
-        "bm25/vocab.index.json", "bm25/params.index.json", "dense/vectors.npy", "dense/faiss.index",
+        "bm25/vocab.index.json", "bm25/params.index.json", "bm25/term_bounds.medrag.npy", "dense/vectors.npy",
+        "dense/faiss.index",
     }
 
 

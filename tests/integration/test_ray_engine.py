@@ -48,9 +48,9 @@ def test_ray_ingest_and_build_match_local_engine(tmp_path):
                     "--quiet", "--engine", "ray", "--num-cpus", "2", "--object-store-mb", "100",
                     "--encode-actors", "1")
     assert built["build"]["engine"] == "ray" and built["rows"] == local["chunks"]
-    for name in ("data", "indices", "indptr"):
-        a = np.load(tmp_path / "i-local" / "bm25" / f"{name}.csc.index.npy")
-        b = np.load(tmp_path / "i-ray" / "bm25" / f"{name}.csc.index.npy")
+    for name in ("data.csc.index", "indices.csc.index", "indptr.csc.index", "term_bounds.medrag"):
+        a = np.load(tmp_path / "i-local" / "bm25" / f"{name}.npy")
+        b = np.load(tmp_path / "i-ray" / "bm25" / f"{name}.npy")
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(np.load(tmp_path / "i-ray" / "dense" / "vectors.npy"),
                                np.load(tmp_path / "i-local" / "dense" / "vectors.npy"), atol=1e-5)

@@ -37,9 +37,9 @@ def test_part_worker_parts_merge_into_the_single_shot_index(tmp_path):
     out = worker({"part": np.array([1, 0]), "start": np.array([24, 0]), "stop": np.array([50, 24])})
     assert [json.loads(r)["rows"] for r in out["result"]] == [26, 24]  # work items may arrive in any order
     merge_parts([tmp_path / "parts" / "part-00000", tmp_path / "parts" / "part-00001"], tmp_path / "merged", config)
-    for name in ("data", "indices", "indptr"):
-        np.testing.assert_array_equal(np.load(tmp_path / "single" / f"{name}.csc.index.npy"),
-                                      np.load(tmp_path / "merged" / f"{name}.csc.index.npy"))
+    for name in ("data.csc.index", "indices.csc.index", "indptr.csc.index", "term_bounds.medrag"):
+        np.testing.assert_array_equal(np.load(tmp_path / "single" / f"{name}.npy"),
+                                      np.load(tmp_path / "merged" / f"{name}.npy"))
 
 
 def test_unit_worker_returns_receipts(tmp_path, fixtures_dir):
