@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["accumulate", "search", "search_batch"]
+__all__ = ["accumulate", "insert", "search", "search_batch"]
 
 
 @njit(cache=True, nogil=True)
@@ -47,18 +47,28 @@ def search(indptr, indices, data, terms, weights, acc, rows, seen, mask, k, out_
         if s <= 0.0 or (use_mask and not mask[row]):
             continue
         if m == k and (s < out_scores[m - 1] or (s == out_scores[m - 1] and row > out_rows[m - 1])):
-            continue
-        j = m if m < k else k - 1  # insertion position search from the end (k is small)
-        while j > 0 and (out_scores[j - 1] < s or (out_scores[j - 1] == s and out_rows[j - 1] > row)):
-            if j < k:
-                out_scores[j] = out_scores[j - 1]
-                out_rows[j] = out_rows[j - 1]
-            j -= 1
-        out_scores[j] = s
-        out_rows[j] = row
-        if m < k:
-            m += 1
+            continue  # the common case once the top k is full: decided here without a call
+        m = insert(out_rows, out_scores, m, k, row, s)
     return m
+
+
+@njit(cache=True, nogil=True)
+def insert(out_rows, out_scores, m, k, row, s):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Offer ``(row, s)`` to the top ``m`` of at most ``k`` held in ``out_rows``/``out_scores`` (best first, ties
+    to the lower row; only positive scores enter). Returns the new count."""
+    if s <= 0.0:
+        return m
+    if m == k and (s < out_scores[m - 1] or (s == out_scores[m - 1] and row > out_rows[m - 1])):
+        return m
+    j = m if m < k else k - 1  # insertion position search from the end (k is small)
+    while j > 0 and (out_scores[j - 1] < s or (out_scores[j - 1] == s and out_rows[j - 1] > row)):
+        if j < k:
+            out_scores[j] = out_scores[j - 1]
+            out_rows[j] = out_rows[j - 1]
+        j -= 1
+    out_scores[j] = s
+    out_rows[j] = row
+    return m + 1 if m < k else m
 
 
 @njit(cache=True, nogil=True)

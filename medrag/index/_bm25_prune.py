@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._bm25_kernel import accumulate, search, search_batch
+from ._bm25_kernel import accumulate, insert, search, search_batch
 
 __all__ = ["accumulate", "search", "search_batch", "maxscore", "search_pruned", "search_pruned_batch"]
 
@@ -60,25 +60,6 @@ def _seek(indices, lo, hi, row):  # type: ignore[no-untyped-def]  # pragma: no c
         else:
             top = mid
     return low
-
-
-@njit(cache=True, nogil=True)
-def _insert(out_rows, out_scores, m, k, row, s):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Offer ``(row, s)`` to the sorted top ``m`` of at most ``k`` (best first, ties to the lower row), with the
-    rules of ``search``: only positive scores. Returns the new count."""
-    if s <= 0.0:
-        return m
-    if m == k and (s < out_scores[m - 1] or (s == out_scores[m - 1] and row > out_rows[m - 1])):
-        return m
-    j = m if m < k else k - 1
-    while j > 0 and (out_scores[j - 1] < s or (out_scores[j - 1] == s and out_rows[j - 1] > row)):
-        if j < k:
-            out_scores[j] = out_scores[j - 1]
-            out_rows[j] = out_rows[j - 1]
-        j -= 1
-    out_scores[j] = s
-    out_rows[j] = row
-    return m + 1 if m < k else m
 
 
 @njit(cache=True, nogil=True)
@@ -181,7 +162,7 @@ def _collect(wacc, seen, cand, nc, base, k, m, out_rows, out_scores):  # type: i
         seen[off] = 0
         row = base + off
         if s > 0.0 and (m < k or s >= out_scores[k - 1]):
-            m = _insert(out_rows, out_scores, m, k, row, s)
+            m = insert(out_rows, out_scores, m, k, row, s)
     return m
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_scale_bm25_parts import _batches, _texts  # the parts tests' synthetic texts
 
 import medrag
 from medrag.config import BM25Config, IndexConfig
@@ -21,30 +22,13 @@ from medrag.ingest.store import write_corpus
 from medrag.manifest import DIGEST_KEY, sha256_file, write_manifest
 from medrag.types import Chunk, Metadata
 
-_WORDS = ("apixaban warfarin dose reduction atrial fibrillation the of and renal impairment beta-blocker "
-          "heart failure stroke bleeding risk elderly metformin insulin hba1c ckd egfr trial placebo").split()
-
-
-def _texts(n: int, seed: int = 3) -> list[str]:
-    rng = np.random.default_rng(seed)
-    texts = []
-    for i in range(n):
-        words = list(rng.choice(_WORDS, size=int(rng.integers(0 if i % 37 == 0 else 3, 30))))
-        if i % 11 == 0:  # words that appear in one part only (grow the vocabulary part by part)
-            words.append(f"rareterm{i}")
-        texts.append(" ".join(words))
-    return texts
-
-
-def _batches(texts: list[str], size: int) -> list[list[str]]:
-    return [texts[i: i + size] for i in range(0, len(texts), size)]
-
-QUERIES = ("apixaban dose renal", "beta blocker heart failure", "rareterm22", "warfarin stroke bleeding risk elderly",
-           "metformin insulin hba1c ckd egfr trial", "nothing known here")
-
 
 def _computed(path: Path) -> np.ndarray:
     return term_bounds(np.load(path / "indptr.csc.index.npy"), np.load(path / "data.csc.index.npy"))
+
+
+QUERIES = ("apixaban dose renal", "beta blocker heart failure", "rareterm22", "warfarin stroke bleeding risk elderly",
+           "metformin insulin hba1c ckd egfr trial", "nothing known here")
 
 
 def _results(index: BM25Index, k: int = 10) -> list:
