@@ -178,9 +178,13 @@ class PostingScorer:
             return top_rows(*self.score(terms, weights), k, mask)
         acc, slot = self._buffers()
         rows, scores = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.float32)
-        m = kernels.search_pruned(self.indptr, self.indices, self.data, terms, weights, self._prune_bounds(),
-                                  _PRUNE_MIN_POSTINGS, _PRUNE_MAX_TERMS, acc, slot, self._seen(),
-                                  _NO_MASK if mask is None else mask, k, rows, scores)
+        use_mask, ub = _NO_MASK if mask is None else mask, self._prune_bounds()
+        if ub.size:
+            m = kernels.search_pruned(self.indptr, self.indices, self.data, terms, weights, ub, _PRUNE_MIN_POSTINGS,
+                                      _PRUNE_MAX_TERMS, acc, slot, self._seen(), use_mask, k, rows, scores)
+        else:  # never prunes: the exhaustive kernel alone (the pruned one compiles in seconds, on first use)
+            m = kernels.search(self.indptr, self.indices, self.data, terms, weights, acc, slot, self._seen(),
+                               use_mask, k, rows, scores)
         return rows[:m], scores[:m]
 
     def top_flat(
@@ -203,9 +207,13 @@ class PostingScorer:
 
         def run(lo: int, hi: int) -> None:
             acc, slot = self._buffers()
-            kernels.search_pruned_batch(self.indptr, self.indices, self.data, starts, terms, weights, ub,
-                                        _PRUNE_MIN_POSTINGS, _PRUNE_MAX_TERMS, acc, slot, self._seen(), use_mask,
-                                        k, lo, hi, out_rows, out_scores, counts)
+            if ub.size:
+                kernels.search_pruned_batch(self.indptr, self.indices, self.data, starts, terms, weights, ub,
+                                            _PRUNE_MIN_POSTINGS, _PRUNE_MAX_TERMS, acc, slot, self._seen(),
+                                            use_mask, k, lo, hi, out_rows, out_scores, counts)
+            else:
+                kernels.search_batch(self.indptr, self.indices, self.data, starts, terms, weights, acc, slot,
+                                     self._seen(), use_mask, k, lo, hi, out_rows, out_scores, counts)
 
         parts = max(1, min(threads or default_threads(), n // _MIN_PART))
         cuts = [p * n // parts for p in range(parts + 1)]
