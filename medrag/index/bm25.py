@@ -25,9 +25,9 @@ import numpy as np
 
 from ..config import BM25Config
 from ..errors import IndexFormatError
-from .bm25_bounds import BoundsAccumulator, load_bounds, write_bounds
+from .bm25_bounds import BoundsAccumulator, load_bounds, term_bounds, write_bounds
 from .bm25_formulas import idf, term_weight
-from .bm25_query import PostingScorer, QueryTerms, term_bounds, top_rows
+from .bm25_query import PostingScorer, QueryTerms, top_rows
 from .tokenizer import BiomedicalTokenizer
 
 __all__ = ["BM25_FILES", "build_bm25", "write_bm25_files", "scored", "BM25Index", "topk", "top_sparse", "lookup"]

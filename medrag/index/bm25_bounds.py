@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import IndexFormatError
 
-__all__ = ["BOUNDS_FILE", "BoundsAccumulator", "write_bounds", "load_bounds"]
+__all__ = ["BOUNDS_FILE", "BoundsAccumulator", "term_bounds", "write_bounds", "load_bounds"]
 
 BOUNDS_FILE = "term_bounds.medrag.npy"
 
@@ -47,6 +47,18 @@ class BoundsAccumulator:
         out = self._max.copy()
         out[out == -np.inf] = 0.0  # terms without postings
         return out
+
+
+def term_bounds(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Per term ``t``: the largest posting value ``max(data[indptr[t]:indptr[t + 1]])`` (0 for a term without
+    postings), as float64 (exact for float32 or float64 data); an empty array (pruning off) when any posting
+    value is negative or NaN, since the bounds of pruning hold only for non-negative contributions. One
+    ``BoundsAccumulator`` step over the whole of ``data`` (read, vectorised); writes nothing."""
+    bounds = BoundsAccumulator(len(indptr) - 1)
+    starts = np.asarray(indptr[:-1])
+    live = np.flatnonzero(np.asarray(indptr[1:]) > starts)  # terms with postings: each segment ends at the next
+    bounds.add(live, starts[live], np.asarray(data[: int(indptr[-1]) if len(indptr) else 0]))
+    return bounds.result()
 
 
 def write_bounds(out: Path, bounds: np.ndarray) -> None:

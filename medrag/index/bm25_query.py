@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
+from .bm25_bounds import term_bounds
 from .tokenizer import BiomedicalTokenizer
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "QueryTerms", "PostingScorer", "top_rows", "term_bounds",
@@ -277,25 +278,6 @@ def top_rows(
         rows, scores = rows[cand], scores[cand]
     order = np.lexsort((rows, -scores.astype(np.float64)))[:k]
     return rows[order].astype(np.int64), scores[order].astype(np.float32)
-
-
-def term_bounds(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """Per term ``t``: the largest posting value ``max(data[indptr[t]:indptr[t + 1]])`` (0 for a term without
-    postings), as float64 (exact for float32 or float64 data); an empty array (pruning off) when any posting
-    value is negative or NaN, since the bounds of pruning hold only for non-negative contributions. Reads
-    ``data`` twice (vectorised); writes nothing."""
-    out = np.zeros(len(indptr) - 1, dtype=np.float64)
-    nnz = int(indptr[-1]) if len(indptr) else 0
-    if nnz == 0:
-        return out
-    values = np.asarray(data[:nnz])
-    if not values.min() >= 0:
-        return _NO_BOUNDS
-    starts = np.asarray(indptr[:-1])
-    live = np.flatnonzero(np.asarray(indptr[1:]) > starts)
-    # consecutive live terms: a segment runs to the next live start, i.e. to its own end (empty terms between)
-    out[live] = np.maximum.reduceat(values, starts[live])
-    return out
 
 
 _KERNELS: list[Any] = []
